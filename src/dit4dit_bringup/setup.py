@@ -1,0 +1,30 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'dit4dit_bringup'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    extras_require={'test': ['pytest']},
+    maintainer='dit4dit_ros maintainers',
+    maintainer_email='dit4dit-ros@users.noreply.github.com',
+    description=(
+        'Bringup of dit4dit_ros: launch files, robot and simulation profiles, rviz '
+        'config, the G1 and simulation bridges.'),
+    license='MIT',
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)

@@ -1,0 +1,128 @@
+"""
+The workspace's own tooling: `make test`'s runner, env.sh, and the Python versions we promise.
+
+These run against the repository checkout this package was built from, and are skipped where the
+package is used without one (e.g. installed from a release).
+"""
+
+import ast
+import os
+from pathlib import Path
+import subprocess
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+if not (ROOT / 'colcon.meta').is_file() or not (ROOT / 'scripts' / 'test.sh').is_file():
+    pytest.skip('not inside the dit4dit_ros repository checkout', allow_module_level=True)
+
+
+def _python_sources():
+    for base in ('src', 'scripts', 'launch', 'tools'):
+        yield from (ROOT / base).rglob('*.py')
+
+
+def test_sources_parse_on_python_3_10():
+    """Humble's system Python is 3.10 (Jazzy's 3.12, ours 3.11): no newer syntax anywhere."""
+    sources = list(_python_sources())
+    assert len(sources) > 10
+    for path in sources:
+        ast.parse(path.read_text(), filename=str(path), feature_version=(3, 10))
+
+
+def test_workspace_scripts_pass_the_ros_linters():
+    """Code outside the ament_python packages (scripts/, dit4dit_msgs' tests) is linted too."""
+    from ament_flake8.main import main_with_errors
+    from ament_pep257.main import main as pep257_main
+
+    paths = [str(ROOT / 'scripts'), str(ROOT / 'src' / 'dit4dit_msgs' / 'test')]
+    rc, errors = main_with_errors(argv=paths)
+    assert rc == 0, '\n'.join(errors)
+    assert pep257_main(argv=paths) == 0
+
+
+def _package(ws, name, tests):
+    pkg = ws / 'src' / name
+    (pkg / name).mkdir(parents=True)
+    (pkg / 'test').mkdir()
+    (pkg / 'resource').mkdir()
+    (pkg / 'resource' / name).touch()
+    (pkg / name / '__init__.py').touch()
+    (pkg / 'package.xml').write_text(textwrap.dedent(f"""\
+        <?xml version="1.0"?>
+        <package format="3"><name>{name}</name><version>0.0.0</version>
+          <description>test</description><maintainer email="a@b.c">a</maintainer>
+          <license>MIT</license><export><build_type>ament_python</build_type></export></package>
+        """))
+    (pkg / 'setup.py').write_text(textwrap.dedent(f"""\
+        from setuptools import setup
+        setup(name='{name}', version='0.0.0', packages=['{name}'],
+              extras_require={{'test': ['pytest']}}, data_files=[
+            ('share/ament_index/resource_index/packages', ['resource/{name}']),
+            ('share/{name}', ['package.xml'])])
+        """))
+    for i, body in enumerate(tests):
+        (pkg / 'test' / f'test_{i}.py').write_text(f'def test_{i}():\n    {body}\n')
+
+
+@pytest.fixture(scope='module')
+def toy_workspace(tmp_path_factory):
+    ws = tmp_path_factory.mktemp('ws')
+    _package(ws, 'pkg_ok', ['assert 1 + 1 == 2'])
+    _package(ws, 'pkg_fail', ['assert True', 'assert 1 + 1 == 3'])
+    _package(ws, 'pkg_empty', [])
+    subprocess.run(['colcon', 'build'], cwd=ws, check=True, capture_output=True, timeout=300)
+    return ws
+
+
+def _run_tests(ws, *args):
+    env = dict(os.environ, DIT4DIT_WS=str(ws))
+    env.pop('DIT4DIT_TEST_DOMAIN', None)
+    return subprocess.run(['bash', str(ROOT / 'scripts' / 'test.sh'), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_failing_test_makes_the_run_fail(toy_workspace):
+    res = _run_tests(toy_workspace, '--packages-select', 'pkg_ok', 'pkg_fail')
+    assert res.returncode != 0, res.stdout
+    lines = res.stdout.strip().splitlines()
+    assert lines[-1] == '2 passed, 1 failed, 0 skipped', res.stdout
+    assert any('pkg_fail' in ln and '1 failed, 1 passed' in ln for ln in lines), res.stdout
+    assert any(ln.startswith('pkg_fail: FAILED') for ln in lines), res.stdout
+
+
+def test_a_green_run_passes(toy_workspace):
+    res = _run_tests(toy_workspace, '--packages-select', 'pkg_ok')
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip().splitlines()[-1] == '1 passed, 0 failed, 0 skipped'
+
+
+def test_a_package_without_tests_fails_the_run(toy_workspace):
+    res = _run_tests(toy_workspace, '--packages-select', 'pkg_empty')
+    assert res.returncode != 0, res.stdout
+    assert 'pkg_empty: ran no test' in res.stdout
+
+
+def _env_after_sourcing(preset):
+    script = f'{preset} source "{ROOT}/env.sh" >/dev/null 2>&1; ' \
+             'echo "$ROS_AUTOMATIC_DISCOVERY_RANGE|$FASTRTPS_DEFAULT_PROFILES_FILE"'
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'FASTRTPS_DEFAULT_PROFILES_FILE')}
+    out = subprocess.run(['bash', '-c', script], env=env, capture_output=True, text=True,
+                         check=True, timeout=60).stdout.strip().splitlines()[-1]
+    return out.split('|')
+
+
+def test_env_sh_keeps_discovery_local_and_sets_the_shm_profile():
+    discovery, profile = _env_after_sourcing('')
+    assert discovery == 'LOCALHOST'
+    root = ET.parse(profile).getroot()
+    sizes = [int(e.text) for e in root.iter() if e.tag.endswith('segment_size')]
+    assert sizes and min(sizes) >= 1024 * 1024, 'shared-memory segment too small for images'
+
+
+def test_env_sh_respects_a_users_discovery_range():
+    discovery, _ = _env_after_sourcing('export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET;')
+    assert discovery == 'SUBNET'

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+package_name = 'dit4dit_policy'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    extras_require={'test': ['pytest']},
+    maintainer='dit4dit_ros maintainers',
+    maintainer_email='dit4dit-ros@users.noreply.github.com',
+    description=(
+        'DiT4DiT policy: the ROS-free model and runtime core (video DiT feature tap, '
+        'action DiT, chunk execution logic) and the thin rclpy nodes that run it.'),
+    license='MIT',
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)
