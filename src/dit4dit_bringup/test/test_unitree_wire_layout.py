@@ -64,7 +64,8 @@ EXPECTED = {
     'unitree_api/ResponseHeader': [
         ('identity', 'unitree_api/RequestIdentity'), ('status', 'unitree_api/ResponseStatus')],
     'unitree_api/Response': [
-        ('header', 'unitree_api/ResponseHeader'), ('data', 'string'), ('binary', 'sequence<int8>')],
+        ('header', 'unitree_api/ResponseHeader'), ('data', 'string'),
+        ('binary', 'sequence<int8>')],
 }
 SCALAR_SIZES = {'uint8': 1, 'int16': 2, 'uint16': 2, 'float': 4, 'int32': 4, 'uint32': 4}
 
