@@ -21,6 +21,7 @@ setup(
     license='MIT',
     entry_points={
         'console_scripts': [
+            'bench = dit4dit_policy.bench:main',
         ],
     },
 )

@@ -1,0 +1,178 @@
+"""
+Instruction encoders and their per-instruction cache (in memory and on disk).
+
+An instruction is encoded once; every later query with the same text is a dictionary look-up.
+The embeddings are inputs of the video DiT's trainable ``crossattn_proj``, so the encoders
+themselves are frozen and deterministic, which is what makes caching exact.
+
+- ``bytes`` (CPU scale): UTF-8 bytes through a fixed, seeded embedding table plus sinusoidal
+  positions. No vocabulary to download; the video DiT's trainable projection learns to read it.
+- ``cosmos_reason1`` (2B preset): the method's Qwen2.5-VL-7B text encoder from a local directory.
+  All 28 hidden layers are standardised per token and concatenated (28 x 3584 = 100352 values),
+  512 tokens padded, chat template with the image-generator system prompt. It is loaded only when
+  an instruction is not in the cache; with a warm disk cache inference never loads it.
+"""
+
+import hashlib
+import math
+from pathlib import Path
+import threading
+
+import torch
+
+from .config import TextConfig
+
+SYSTEM_PROMPT = 'You are a helpful assistant who will provide prompts to an image generator.'
+
+
+class InstructionEncoder:
+    """Interface: ``encode(text) -> [max_tokens, embed_dim]`` float32, deterministic."""
+
+    #: identifies the encoder and its settings; part of every cache key
+    identity = ''
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Return the embedding of one instruction."""
+        raise NotImplementedError
+
+
+class ByteEncoder(InstructionEncoder):
+    """Fixed seeded byte embeddings plus sinusoidal positions; padding positions are zero."""
+
+    def __init__(self, config: TextConfig, seed: int = 1234):
+        """Build the fixed table for ``config.embed_dim``."""
+        self.max_tokens, self.dim = config.max_tokens, config.embed_dim
+        gen = torch.Generator().manual_seed(seed)
+        self.table = torch.randn(256, self.dim, generator=gen)
+        pos = torch.arange(self.max_tokens, dtype=torch.float32)[:, None]
+        freq = torch.exp(-math.log(10000.0) * torch.arange(0, self.dim, 2) / self.dim)
+        self.positions = torch.zeros(self.max_tokens, self.dim)
+        self.positions[:, 0::2] = torch.sin(pos * freq)
+        self.positions[:, 1::2] = torch.cos(pos * freq)[:, : self.dim // 2]
+        self.identity = f'bytes-v1-{seed}-{self.max_tokens}-{self.dim}'
+
+    def encode(self, text):
+        """Embed the first ``max_tokens`` UTF-8 bytes of the instruction."""
+        data = list(text.encode('utf-8'))[: self.max_tokens]
+        out = torch.zeros(self.max_tokens, self.dim)
+        if data:
+            n = len(data)
+            out[:n] = self.table[torch.tensor(data)] + self.positions[:n]
+        return out
+
+
+def standardise_and_concat(hidden_states, eps=1e-8):
+    """
+    Standardise each layer's token vectors to zero mean and unit std, then concatenate.
+
+    ``hidden_states``: the per-layer outputs [B, L, D] of layers 1..N (embeddings excluded).
+    Returns [B, L, N * D], the input the Cosmos ``crossattn_proj`` was trained on.
+    """
+    normed = []
+    for h in hidden_states:
+        h = h.float()
+        mean = h.mean(dim=-1, keepdim=True)
+        std = h.std(dim=-1, keepdim=True)
+        normed.append((h - mean) / (std + eps))
+    return torch.cat(normed, dim=-1)
+
+
+class CosmosReasonEncoder(InstructionEncoder):
+    """The method's Qwen2.5-VL text encoder, loaded lazily from ``config.model_path``."""
+
+    def __init__(self, config: TextConfig, device=None, dtype=torch.bfloat16):
+        """Remember where the model is; nothing is loaded until the first cache miss."""
+        if not config.model_path:
+            raise ValueError('text.model_path is empty: cosmos_reason1 needs a local '
+                             'text-encoder directory (with its tokenizer)')
+        self.config, self.device, self.dtype = config, device, dtype
+        self._model = self._tokenizer = None
+        self.identity = f'cosmos_reason1-{Path(config.model_path).name}-{config.max_tokens}'
+
+    def _load(self):
+        from transformers import AutoModelForImageTextToText, AutoTokenizer
+        self._tokenizer = AutoTokenizer.from_pretrained(self.config.model_path)
+        self._model = AutoModelForImageTextToText.from_pretrained(
+            self.config.model_path, torch_dtype=self.dtype).to(self.device or 'cpu').eval()
+
+    @torch.no_grad()
+    def encode(self, text):
+        """Encode one instruction as the method specifies."""
+        if self._model is None:
+            self._load()
+        messages = [{'role': 'system', 'content': SYSTEM_PROMPT},
+                    {'role': 'user', 'content': text}]
+        prompt = self._tokenizer.apply_chat_template(messages, tokenize=False,
+                                                     add_generation_prompt=False)
+        tokens = self._tokenizer(prompt, padding='max_length', truncation=True,
+                                 max_length=self.config.max_tokens, return_tensors='pt')
+        out = self._model(**tokens.to(self._model.device), output_hidden_states=True)
+        emb = standardise_and_concat(out.hidden_states[1:])[0]
+        if emb.shape[-1] != self.config.embed_dim:
+            raise ValueError(f'text encoder gives {emb.shape[-1]} channels, configuration says '
+                             f'{self.config.embed_dim}')
+        return emb.cpu()
+
+
+ENCODERS = {'bytes': ByteEncoder, 'cosmos_reason1': CosmosReasonEncoder}
+
+
+def make_text_encoder(config: TextConfig) -> InstructionEncoder:
+    """Return the encoder named by ``config.encoder``."""
+    try:
+        return ENCODERS[config.encoder](config)
+    except KeyError:
+        raise ValueError(f'unknown text encoder {config.encoder!r}; valid: '
+                         f'{", ".join(sorted(ENCODERS))}') from None
+
+
+class InstructionCache:
+    """Per-instruction embeddings: memory first, then ``cache_dir`` (safetensors), then encode."""
+
+    def __init__(self, encoder: InstructionEncoder, cache_dir=''):
+        """Wrap ``encoder``; ``cache_dir`` '' keeps the cache in memory only."""
+        self.encoder = encoder
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._memory = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def _path(self, text):
+        key = hashlib.sha256(f'{self.encoder.identity}\n{text}'.encode()).hexdigest()[:32]
+        return self.cache_dir / f'{key}.safetensors'
+
+    def get(self, text: str) -> torch.Tensor:
+        """Return the embedding of ``text`` [max_tokens, embed_dim], encoding it at most once."""
+        with self._lock:
+            if text in self._memory:
+                self.hits += 1
+                return self._memory[text]
+            emb = None
+            if self.cache_dir is not None and self._path(text).is_file():
+                from safetensors.torch import load_file
+                try:
+                    emb = load_file(str(self._path(text)))['embedding']
+                except Exception:  # a corrupt cache file is re-computed, never trusted
+                    emb = None
+            if emb is None:
+                self.misses += 1
+                emb = self.encoder.encode(text).float().contiguous()
+                if self.cache_dir is not None:
+                    self._write(text, emb)
+            else:
+                self.hits += 1
+            self._memory[text] = emb
+            return emb
+
+    def _write(self, text, emb):
+        from safetensors.torch import save_file
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = self._path(text)
+        tmp = path.with_suffix('.tmp')
+        save_file({'embedding': emb}, str(tmp), metadata={'instruction': text,
+                                                          'encoder': self.encoder.identity})
+        tmp.replace(path)
+
+    def batch(self, texts) -> torch.Tensor:
+        """Return [B, max_tokens, embed_dim] for a list of instructions."""
+        return torch.stack([self.get(t) for t in texts])

@@ -1,0 +1,133 @@
+"""Checkpoints: save -> load gives identical actions; damaged or mismatched ones are refused."""
+
+import hashlib
+import json
+
+from dit4dit_policy.inference import Observation, PolicyRunner
+from dit4dit_policy.model import (
+    CheckpointError, load_checkpoint, Normalizer, save_checkpoint)
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def normalizer(tiny_config):
+    a = tiny_config.action
+    rng = np.random.default_rng(0)
+    return Normalizer.from_data(rng.uniform(-2, 2, (100, a.real_action_dim)),
+                                state_keys=[('left_arm', 7), ('right_arm', 7), ('grippers', 2)],
+                                action_dim=a.action_dim, state_dim=a.state_dim)
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_model, normalizer):
+    return save_checkpoint(tmp_path / 'ckpt', tiny_model, normalizer, extra={'step': 7})
+
+
+def _obs(seed=0):
+    rng = np.random.default_rng(seed)
+    return Observation(images=[rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)],
+                       state=rng.uniform(-1, 1, 16), instruction='put the red cube in the bowl')
+
+
+def test_save_then_load_gives_identical_actions(saved, tiny_model, normalizer):
+    before = PolicyRunner(tiny_model, normalizer).predict(_obs(), seed=5).actions
+    runner = PolicyRunner.from_checkpoint(saved)
+    after = runner.predict(_obs(), seed=5).actions
+    np.testing.assert_array_equal(before, after)
+    assert after.shape == (16, 16) and np.all(np.isfinite(after))
+    again = runner.predict(_obs(), seed=5).actions
+    np.testing.assert_array_equal(after, again)              # deterministic under a seed
+    assert not np.array_equal(after, runner.predict(_obs(), seed=6).actions)
+
+
+def test_directory_layout_and_manifest(saved):
+    assert sorted(p.name for p in saved.iterdir()) == [
+        'config.json', 'manifest.json', 'model.safetensors', 'normalization.json']
+    manifest = json.loads((saved / 'manifest.json').read_text())
+    assert manifest['extra'] == {'step': 7} and manifest['num_tensors'] > 10
+    assert not list(saved.parent.glob('.ckpt.tmp-*'))       # no temporary left behind
+
+
+def test_overwrite_is_atomic_and_leaves_a_valid_checkpoint(saved, tiny_model, normalizer):
+    save_checkpoint(saved, tiny_model, normalizer, extra={'step': 8})
+    _, _, manifest = load_checkpoint(saved)
+    assert manifest['extra'] == {'step': 8}
+    assert sorted(p.name for p in saved.parent.iterdir()) == ['ckpt']
+
+
+def test_truncated_weights_are_refused(saved):
+    weights = saved / 'model.safetensors'
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(CheckpointError, match='model.safetensors: .* bytes.*truncated'):
+        load_checkpoint(saved)
+
+
+def test_corrupted_weights_are_refused(saved):
+    weights = saved / 'model.safetensors'
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match='sha256 does not match'):
+        load_checkpoint(saved)
+
+
+def test_missing_manifest_or_file_is_refused(saved, tmp_path):
+    (saved / 'normalization.json').unlink()
+    with pytest.raises(CheckpointError, match='normalization.json is missing'):
+        load_checkpoint(saved)
+    with pytest.raises(CheckpointError, match='manifest.json is missing'):
+        load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match='no such checkpoint directory'):
+        load_checkpoint(tmp_path / 'nope')
+
+
+def test_weights_that_do_not_fit_the_configuration_are_refused(saved, tmp_path, normalizer):
+    config = json.loads((saved / 'config.json').read_text())
+    config['video']['num_layers'] = 4                         # one block more than the weights
+    (saved / 'config.json').write_text(json.dumps(config))
+    # keep the manifest consistent with the edited config so only the weights disagree
+    manifest = json.loads((saved / 'manifest.json').read_text())
+    data = (saved / 'config.json').read_bytes()
+    manifest['files']['config.json'] = {'bytes': len(data),
+                                        'sha256': hashlib.sha256(data).hexdigest()}
+    (saved / 'manifest.json').write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match='weights do not match.*\n  missing: video.'):
+        load_checkpoint(saved)
+
+
+def test_action_width_mismatch_between_statistics_and_model_is_refused(tmp_path, tiny_model):
+    a = tiny_model.config.action
+    wrong = Normalizer(action_min=[0.0] * 4, action_max=[1.0] * 4, action_dim=a.action_dim + 1,
+                       state_dim=a.state_dim, state_keys=[('s', 4)])
+    path = save_checkpoint(tmp_path / 'c', tiny_model, wrong)
+    with pytest.raises(CheckpointError, match='normalisation is for action/state widths'):
+        load_checkpoint(path)
+
+
+def test_failed_save_leaves_no_partial_directory(tmp_path, tiny_model, normalizer, monkeypatch):
+    import safetensors.torch
+
+    def boom(*_, **__):
+        raise OSError('disk full')
+    monkeypatch.setattr(safetensors.torch, 'save_file', boom)
+    with pytest.raises(OSError, match='disk full'):
+        save_checkpoint(tmp_path / 'c', tiny_model, normalizer)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_runner_refuses_bad_observations(tiny_model, normalizer):
+    from dit4dit_policy.inference import ObservationError
+    runner = PolicyRunner(tiny_model, normalizer)
+    bad_state = _obs()
+    bad_state.state[3] = np.nan
+    with pytest.raises(ObservationError, match='NaN'):
+        runner.predict(bad_state)
+    with pytest.raises(ObservationError, match='expected \\(16,\\)'):
+        runner.predict(Observation(_obs().images, np.zeros(15), 'x'))
+    with pytest.raises(ObservationError, match='no task instruction'):
+        runner.predict(Observation(_obs().images, np.zeros(16), '  '))
+    with pytest.raises(ObservationError, match='2 camera images'):
+        runner.predict(Observation(_obs().images * 2, np.zeros(16), 'x'))
+    with pytest.raises(ObservationError, match='uint8'):
+        runner.predict(Observation([np.zeros((8, 8, 3), np.float32)], np.zeros(16), 'x'))

@@ -1,0 +1,171 @@
+"""Instruction encoding and caching, normalisation, latent codecs, and the 2B preset's shape."""
+
+from dit4dit_policy.model import preset
+from dit4dit_policy.model.action_dit import ActionDiT
+from dit4dit_policy.model.latent_codec import make_codec, PixelPatchCodec, WanVAECodec
+from dit4dit_policy.model.normalization import NormalizationError, Normalizer
+from dit4dit_policy.model.text_encoder import (
+    ByteEncoder, InstructionCache, make_text_encoder, standardise_and_concat)
+from dit4dit_policy.model.video_backbone import build_transformer
+import numpy as np
+import pytest
+import torch
+
+
+class CountingEncoder(ByteEncoder):
+    def __init__(self, config):
+        super().__init__(config)
+        self.calls = 0
+
+    def encode(self, text):
+        self.calls += 1
+        return super().encode(text)
+
+
+def test_byte_encoder_is_deterministic_and_pads_with_zeros():
+    cfg = preset('tiny').text
+    a = ByteEncoder(cfg).encode('pick up the cube')
+    b = ByteEncoder(cfg).encode('pick up the cube')
+    assert a.shape == (cfg.max_tokens, cfg.embed_dim) and torch.equal(a, b)
+    assert a[15].any() and not a[16:].any()      # 16 bytes, then zero padding
+    assert not torch.equal(a, ByteEncoder(cfg).encode('pick up the ball'))
+
+
+def test_instruction_cache_encodes_each_instruction_once_and_persists(tmp_path):
+    cfg = preset('tiny').text
+    enc = CountingEncoder(cfg)
+    cache = InstructionCache(enc, tmp_path)
+    first = cache.get('open the drawer')
+    for _ in range(5):
+        assert torch.equal(cache.get('open the drawer'), first)
+    assert enc.calls == 1 and (cache.hits, cache.misses) == (5, 1)
+    assert len(list(tmp_path.glob('*.safetensors'))) == 1
+    enc2 = CountingEncoder(cfg)
+    again = InstructionCache(enc2, tmp_path).get('open the drawer')   # a new process, warm disk
+    assert enc2.calls == 0 and torch.equal(again, first)
+    assert cache.batch(['a', 'open the drawer']).shape == (2, cfg.max_tokens, cfg.embed_dim)
+
+
+def test_corrupt_cache_file_is_recomputed(tmp_path):
+    cfg = preset('tiny').text
+    InstructionCache(ByteEncoder(cfg), tmp_path).get('wave')
+    (path,) = tmp_path.glob('*.safetensors')
+    path.write_bytes(b'garbage')
+    enc = CountingEncoder(cfg)
+    fresh = InstructionCache(enc, tmp_path).get('wave')
+    assert torch.equal(fresh, ByteEncoder(cfg).encode('wave'))
+    assert enc.calls == 1
+
+
+def test_layer_standardisation_and_concatenation():
+    layers = [torch.randn(2, 5, 8) * (i + 1) + i for i in range(3)]
+    out = standardise_and_concat(layers)
+    assert out.shape == (2, 5, 24)
+    for i in range(3):
+        part = out[..., 8 * i: 8 * (i + 1)]
+        torch.testing.assert_close(part.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)
+        torch.testing.assert_close(part.std(-1), torch.ones(2, 5), atol=1e-4, rtol=0)
+
+
+def test_cosmos_text_encoder_needs_a_local_directory():
+    with pytest.raises(ValueError, match='text.model_path is empty'):
+        make_text_encoder(preset('cosmos-predict2.5-2b').text)
+
+
+def test_normalizer_round_trip_masks_and_state_layout():
+    norm = Normalizer(action_min=[0.0, -2.0, 0.0], action_max=[1.0, 2.0, 1.0], action_dim=8,
+                      state_dim=10, state_keys=[('arm', 2), ('gripper', 1)],
+                      normalize_mask=[True, True, False])
+    raw = np.array([[0.5, 1.0, 0.3], [0.0, -2.0, 1.0]])
+    model = norm.normalize_actions(raw)
+    assert model.shape == (2, 8) and np.allclose(model[:, 3:], 0)
+    assert np.allclose(model[0, :3], [0.0, 0.5, 0.3]) and np.allclose(model[1, :2], [-1, -1])
+    np.testing.assert_allclose(norm.unnormalize_actions(model), raw, atol=1e-6)
+    assert np.allclose(norm.unnormalize_actions(np.full(8, 5.0)), [1.0, 2.0, 1.0])  # clipped
+    s = norm.encode_state(np.array([0.1, 0.2, 0.3]))
+    np.testing.assert_allclose(s, [np.sin(.1), np.sin(.2), np.cos(.1), np.cos(.2), np.sin(.3),
+                                   np.cos(.3), 0, 0, 0, 0], atol=1e-6)
+    assert list(norm.action_mask()) == [True] * 3 + [False] * 5
+    assert Normalizer.from_dict(norm.to_dict()) == norm
+
+
+@pytest.mark.parametrize('bad, message', [
+    ({'action_min': [0.0, float('nan')], 'action_max': [1.0, 1.0]}, 'NaN or inf'),
+    ({'action_min': [1.0, 0.0], 'action_max': [0.0, 1.0]}, 'below action_min'),
+    ({'action_min': [0.0] * 9, 'action_max': [1.0] * 9}, 'do not fit the model width'),
+])
+def test_normalizer_refuses_bad_statistics(bad, message):
+    with pytest.raises(NormalizationError, match=message):
+        Normalizer(action_dim=8, state_dim=8, state_keys=[('s', 2)], **bad)
+
+
+def test_normalizer_refuses_nan_inputs_and_wrong_widths():
+    norm = Normalizer([0.0], [1.0], action_dim=2, state_dim=4, state_keys=[('s', 2)])
+    with pytest.raises(NormalizationError, match='NaN'):
+        norm.encode_state([0.0, np.nan])
+    with pytest.raises(NormalizationError, match='expected 1'):
+        norm.normalize_actions([[0.0, 1.0]])
+
+
+def test_pixel_patch_codec_is_lossless_on_piecewise_constant_clips():
+    cfg = preset('tiny').video
+    codec = make_codec(cfg)
+    assert isinstance(codec, PixelPatchCodec)
+    frame0 = torch.rand(2, 3, 1, 64, 64) * 2 - 1
+    later = torch.rand(2, 3, 2, 64, 64) * 2 - 1
+    clip = torch.cat([frame0, later.repeat_interleave(4, dim=2)], dim=2)   # 9 frames
+    lat = codec.encode_target(clip)
+    assert lat.shape == (2, 48, 3, 16, 16)
+    torch.testing.assert_close(codec.decode(lat), clip)
+
+
+def test_wan_vae_codec_normalises_with_the_vae_config():
+    from diffusers import AutoencoderKLWan
+    torch.manual_seed(0)
+    mean, std = [0.5, -0.25, 0.1, 0.0], [2.0, 0.5, 1.0, 4.0]
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[True, True], latents_mean=mean,
+                           latents_std=std)
+    cfg = preset('tiny', ['video.latent_codec=wan_vae', 'video.latent_channels=4',
+                          'video.spatial_compression=4', 'video.image_size=[32, 32]']).video
+    codec = WanVAECodec(cfg, vae=vae)
+    clip = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(clip).latent_dist.mean
+        lat = codec.encode_target(clip)
+    assert lat.shape == (1, 4, 3, 8, 8)
+    expected = (z - torch.tensor(mean).view(1, 4, 1, 1, 1)) / torch.tensor(std).view(1, 4, 1, 1, 1)
+    torch.testing.assert_close(lat, expected)
+    with pytest.raises(ValueError, match='vae_path is empty'):
+        WanVAECodec(preset('cosmos-predict2.5-2b').video)
+
+
+def test_2b_preset_builds_on_meta_with_the_papers_shape():
+    cfg = preset('cosmos-predict2.5-2b')
+    transformer = build_transformer(cfg.video, cfg.text, device='meta')
+    blocks = transformer.transformer_blocks
+    assert len(blocks) == 28 and cfg.video.tap_block == 17
+    assert blocks[0].attn1.to_q.weight.shape == (2048, 2048)
+    n = sum(p.numel() for p in transformer.parameters())
+    assert 1.9e9 < n < 2.2e9, n
+    assert transformer.crossattn_proj[0].weight.shape == (1024, 100352)
+    assert transformer.patch_embed.proj.weight.shape[1] == (16 + 1 + 1) * 4   # + cond + padding
+    with torch.device('meta'):
+        head = ActionDiT(cfg.action, context_dim=cfg.video.hidden_size)
+    assert 0.14e9 < sum(p.numel() for p in head.parameters()) < 0.18e9
+    assert head.blocks[0].attn.to_k.weight.shape == (768, 2048)      # cross-attention to video
+    assert head.blocks[1].attn.to_k.weight.shape == (768, 768)       # self-attention
+
+
+def test_pretrained_transformer_loads_from_a_local_diffusers_directory(tmp_path, tiny_config):
+    from dit4dit_policy.model import DiT4DiT
+    torch.manual_seed(3)
+    source = build_transformer(tiny_config.video, tiny_config.text)
+    source.save_pretrained(tmp_path / 'transformer')
+    cfg = tiny_config.with_overrides([f'video.transformer_path={tmp_path / "transformer"}'])
+    model = DiT4DiT(cfg)
+    for name, value in source.state_dict().items():
+        torch.testing.assert_close(model.video.transformer.state_dict()[name], value)
+    wrong = cfg.with_overrides(['video.num_layers=4'])
+    with pytest.raises(ValueError, match='num_layers: directory has 3, configuration needs 4'):
+        DiT4DiT(wrong)
