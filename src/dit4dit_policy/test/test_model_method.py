@@ -159,3 +159,12 @@ def test_euler_schedule_and_update(tiny_model, monkeypatch):
     assert [c[1][0].item() for c in calls] == [1000, 750, 500, 250]
     start = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(out, (start - 4 * 0.25 * 0.1).clamp(-1, 1))
+
+
+def test_imagined_future_keeps_the_observed_frame(tiny_model):
+    clip, *_, text = make_batch(tiny_model.config, batch=1)
+    frames = tiny_model.eval().imagine(clip[:, :, :1], text, steps=3)
+    v = tiny_model.config.video
+    assert frames.shape == (1, 3, len(v.frame_indices), *v.frame_size)
+    assert frames.abs().max() <= 1.0
+    torch.testing.assert_close(frames[:, :, 0], clip[:, :, 0])   # pixel patches are lossless
