@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 package_name = 'dit4dit_train'
@@ -9,6 +11,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/config', glob('config/*.yaml')),
+        ('share/' + package_name + '/config/feature_maps', glob('config/feature_maps/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -21,6 +25,11 @@ setup(
     license='MIT',
     entry_points={
         'console_scripts': [
+            'convert = dit4dit_train.convert:main',
+            'train = dit4dit_train.train:main',
+            'evaluate = dit4dit_train.evaluate:main',
+            'bag_recorder = dit4dit_train.nodes.recorder:main',
+            'data_bench = dit4dit_train.bench:main',
         ],
     },
 )

@@ -143,6 +143,10 @@ class DiT4DiT(nn.Module):
         return {'loss': loss, 'action_loss': action_loss.detach(),
                 'video_loss': video_loss.detach()}
 
+    def forward(self, clip, state, actions, action_mask, text):
+        """Return the training losses (see ``compute_loss``); DDP wraps this call."""
+        return self.compute_loss(clip, state, actions, action_mask, text)
+
     @torch.no_grad()
     def sample_actions(self, features, state, generator=None, steps=None):
         """Return [B, H, action_dim] actions in [-1, 1] by K Euler steps from noise."""

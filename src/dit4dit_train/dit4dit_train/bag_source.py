@@ -1,0 +1,216 @@
+"""
+Reading rosbag2 directories (mcap or sqlite3) for conversion, in two passes.
+
+Pass 1 (``index_bag``) deserialises every message of the mapped topics once and keeps only what
+alignment needs: stamps for the cameras, joint vectors for state and commands, episode events and
+task strings. Pass 2 (``read_images``) decodes only the camera frames that alignment kept, so a
+long bag never has to sit in memory as images.
+
+Stamps are the message's ``header.stamp`` (the robot's capture time) when it has a non-zero one,
+otherwise the bag's receive time. Any unreadable, truncated or topic-less bag raises ``BagError``
+with the path and the reason.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+import typing
+
+import numpy as np
+
+from .bag_types import make_typestore
+from .feature_map import FeatureMap
+
+
+class BagError(RuntimeError):
+    """A bag cannot be used: unreadable, truncated, missing topics, or inconsistent data."""
+
+
+@dataclass
+class JointSeries:
+    """Joint vectors of one topic in the map's joint order (NaN rows are kept and reported)."""
+
+    stamps: typing.List[int] = field(default_factory=list)
+    values: typing.List[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class Event:
+    """An episode event (dit4dit_msgs/EpisodeEvent)."""
+
+    stamp: int
+    kind: int
+    episode_index: int
+    instruction: str
+    task: str
+
+
+@dataclass
+class BagIndex:
+    """What pass 1 learnt about one bag."""
+
+    path: Path
+    camera_stamps: typing.Dict[str, typing.List[int]]
+    state: JointSeries
+    action: JointSeries
+    events: typing.List[Event]
+    tasks: typing.List[typing.Tuple[int, str]]
+    start: int
+    end: int
+
+
+def _open(path: Path, typestore):
+    from rosbags.highlevel import AnyReader
+
+    if not path.is_dir() or not (path / 'metadata.yaml').is_file():
+        raise BagError(f'{path}: not a rosbag2 directory (no metadata.yaml)')
+    try:
+        reader = AnyReader([path], default_typestore=typestore)
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for damaged bags
+        raise BagError(f'{path}: cannot open the bag ({type(exc).__name__}: {exc})') from exc
+    return reader
+
+
+def _stamp(msg, log_time: int) -> int:
+    header = getattr(msg, 'header', None)
+    if header is not None:
+        ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+        if ns > 0:
+            return ns
+    return int(log_time)
+
+
+class _JointPicker:
+    """Pick named joints out of JointState / JointTrajectory messages, caching the index map."""
+
+    def __init__(self, joints, topic):
+        self.joints, self.topic = list(joints), topic
+        self._cache = {}
+
+    def __call__(self, names, positions) -> np.ndarray:
+        key = tuple(names)
+        idx = self._cache.get(key)
+        if idx is None:
+            lookup = {n: i for i, n in enumerate(names)}
+            missing = [j for j in self.joints if j not in lookup]
+            if missing:
+                raise BagError(f'{self.topic}: joints {", ".join(missing)} are not in the '
+                               f'message (it has {", ".join(names) or "no names"})')
+            idx = self._cache[key] = np.array([lookup[j] for j in self.joints])
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.shape[0] != len(names):
+            raise BagError(f'{self.topic}: {len(names)} names but {positions.shape[0]} positions')
+        return positions[idx]
+
+
+def _joint_vector(msg, picker):
+    if hasattr(msg, 'points'):            # trajectory_msgs/JointTrajectory: its first point
+        if not msg.points:
+            return None
+        return picker(msg.joint_names, msg.points[0].positions)
+    return picker(msg.name, msg.position)
+
+
+def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
+    """Run pass 1 over one bag directory."""
+    path = Path(path)
+    typestore = typestore or make_typestore()
+    reader = _open(path, typestore)
+    try:
+        topics = {c.topic for c in reader.connections}
+        cameras = {cam.topic: name for name, cam in fmap.cameras.items()}
+        missing = [t for t in list(cameras) + [fmap.state.topic] if t not in topics]
+        if fmap.action.source == 'command' and fmap.action.topic not in topics:
+            missing.append(fmap.action.topic)
+        if missing:
+            raise BagError(f'{path}: topics not in the bag: {", ".join(missing)} (it has: '
+                           f'{", ".join(sorted(topics)) or "no topics"})')
+        wanted = set(cameras) | {fmap.state.topic, fmap.action.topic,
+                                 fmap.episodes.events_topic, fmap.episodes.task_topic}
+        conns = [c for c in reader.connections if c.topic in wanted]
+        state_pick = _JointPicker(fmap.state.joints, fmap.state.topic)
+        action_pick = _JointPicker(fmap.action_joints, fmap.action.topic)
+        index = BagIndex(path, {name: [] for name in fmap.cameras}, JointSeries(), JointSeries(),
+                         [], [], 0, 0)
+        first = last = None
+        for conn, log_time, raw in reader.messages(connections=conns):
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+            except Exception as exc:
+                raise BagError(f'{path}: cannot decode a {conn.msgtype} on {conn.topic} '
+                               f'({exc})') from exc
+            stamp = _stamp(msg, log_time)
+            first = stamp if first is None else min(first, stamp)
+            last = stamp if last is None else max(last, stamp)
+            if conn.topic in cameras:
+                index.camera_stamps[cameras[conn.topic]].append(stamp)
+            elif conn.topic == fmap.state.topic:
+                index.state.stamps.append(stamp)
+                index.state.values.append(_joint_vector(msg, state_pick))
+            elif conn.topic == fmap.action.topic:
+                vec = _joint_vector(msg, action_pick)
+                if vec is not None:
+                    index.action.stamps.append(stamp)
+                    index.action.values.append(vec)
+            elif conn.topic == fmap.episodes.events_topic:
+                index.events.append(Event(stamp, int(msg.event), int(msg.episode_index),
+                                          str(msg.instruction), str(msg.task)))
+            elif conn.topic == fmap.episodes.task_topic:
+                index.tasks.append((int(log_time), str(msg.data)))
+    except BagError:
+        raise
+    except Exception as exc:   # truncated files surface while iterating
+        raise BagError(f'{path}: reading failed ({type(exc).__name__}: {exc})') from exc
+    finally:
+        reader.close()
+    if not index.camera_stamps[fmap.reference]:
+        raise BagError(f'{path}: no messages on the reference camera '
+                       f'{fmap.cameras[fmap.reference].topic}')
+    index.start, index.end = first, last
+    index.events.sort(key=lambda e: e.stamp)
+    return index
+
+
+def read_images(path, fmap: FeatureMap, wanted: typing.Dict[str, typing.Set[int]],
+                typestore=None, on_frame=None) -> typing.Dict[str, typing.Dict[int, np.ndarray]]:
+    """
+    Run pass 2: decode the camera messages whose per-camera ordinal is in ``wanted``.
+
+    Returns {camera name: {ordinal: (H, W, 3) uint8 RGB}}, resized as the map says.
+    """
+    import cv2
+    from dit4dit_policy.image_codec import compressed_to_rgb, image_to_rgb, ImageFormatError
+
+    path = Path(path)
+    typestore = typestore or make_typestore()
+    by_topic = {cam.topic: name for name, cam in fmap.cameras.items()}
+    out = {name: {} for name in fmap.cameras}
+    counters = dict.fromkeys(fmap.cameras, 0)
+    reader = _open(path, typestore)
+    try:
+        conns = [c for c in reader.connections if c.topic in by_topic]
+        for conn, _, raw in reader.messages(connections=conns):
+            name = by_topic[conn.topic]
+            ordinal = counters[name]
+            counters[name] += 1
+            if ordinal not in wanted.get(name, ()):
+                continue
+            msg = reader.deserialize(raw, conn.msgtype)
+            try:
+                rgb = (compressed_to_rgb(msg) if conn.msgtype.endswith('CompressedImage')
+                       else image_to_rgb(msg))
+            except ImageFormatError as exc:
+                raise BagError(f'{path}: {conn.topic} frame {ordinal}: {exc}') from exc
+            size = fmap.cameras[name].resize
+            if size is not None and rgb.shape[:2] != tuple(size):
+                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            out[name][ordinal] = rgb
+            if on_frame is not None:
+                on_frame()
+    except BagError:
+        raise
+    except Exception as exc:
+        raise BagError(f'{path}: reading images failed ({type(exc).__name__}: {exc})') from exc
+    finally:
+        reader.close()
+    return out

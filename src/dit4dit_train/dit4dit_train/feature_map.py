@@ -1,0 +1,166 @@
+"""
+Feature maps: which recorded topics become which LeRobot dataset features.
+
+A YAML file names the reference camera (the clock), the cameras, the joint-state subset and its
+order (from the robot profile), the action source (a commanded-joints topic, or the next observed
+state when no command was recorded), where instructions come from, and each feature's maximum
+age. ``load_feature_map('g1')`` finds a packaged map by name; a path loads any file.
+"""
+
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import typing
+
+import yaml
+
+
+class FeatureMapError(ValueError):
+    """A feature map is invalid."""
+
+
+def _check(cond, msg):
+    if not cond:
+        raise FeatureMapError(msg)
+
+
+def _from(cls, data, where):
+    _check(isinstance(data, dict), f'{where}: expected a mapping')
+    valid = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - valid)
+    _check(not unknown, f'{where}: unknown key(s) {", ".join(unknown)}; valid: '
+           f'{", ".join(sorted(valid))}')
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise FeatureMapError(f'{where}: {exc}') from exc
+
+
+@dataclass
+class CameraMap:
+    """One camera topic (sensor_msgs/Image or CompressedImage)."""
+
+    topic: str
+    max_age_s: float = 0.1
+    resize: typing.Optional[typing.List[int]] = None   # [height, width], None keeps the size
+
+    def __post_init__(self):
+        """Validate."""
+        _check(self.max_age_s > 0, f'camera {self.topic}: max_age_s must be > 0')
+        _check(self.resize is None or (len(self.resize) == 2 and min(self.resize) > 0),
+               f'camera {self.topic}: resize must be [height, width]')
+
+
+@dataclass
+class StateMap:
+    """The joint-state topic and the joints taken from it, in order."""
+
+    topic: str
+    joints: typing.List[str]
+    max_age_s: float = 0.1
+    keys: typing.Dict[str, int] = field(default_factory=dict)   # groups for the sin/cos layout
+
+    def __post_init__(self):
+        """Validate."""
+        _check(len(self.joints) > 0, 'state.joints must not be empty')
+        _check(len(set(self.joints)) == len(self.joints), 'state.joints has duplicates')
+        _check(self.max_age_s > 0, 'state.max_age_s must be > 0')
+        if not self.keys:
+            self.keys = {'joints': len(self.joints)}
+        _check(sum(self.keys.values()) == len(self.joints),
+               f'state.keys sizes sum to {sum(self.keys.values())}, joints has {len(self.joints)}')
+
+
+@dataclass
+class ActionMap:
+    """Where actions come from."""
+
+    source: str = 'command'              # 'command' or 'next_state'
+    topic: str = ''                      # JointState (position) or JointTrajectory (first point)
+    joints: typing.Optional[typing.List[str]] = None   # default: the state joints
+    max_age_s: float = 0.1
+
+    def __post_init__(self):
+        """Validate."""
+        _check(self.source in ('command', 'next_state'),
+               f"action.source {self.source!r}: valid are 'command', 'next_state'")
+        _check(self.source != 'command' or self.topic, 'action.topic is required for command')
+
+
+@dataclass
+class EpisodeMap:
+    """How bags are cut into episodes and where instructions come from."""
+
+    events_topic: str = '/dit4dit/episode_event'
+    task_topic: str = '/dit4dit/task'
+    default_instruction: str = ''
+    keep_aborted: bool = False
+    keep_failed: bool = True
+
+
+@dataclass
+class FeatureMap:
+    """The whole map."""
+
+    fps: float
+    reference: str
+    cameras: typing.Dict[str, CameraMap]
+    state: StateMap
+    action: ActionMap = field(default_factory=ActionMap)
+    episodes: EpisodeMap = field(default_factory=EpisodeMap)
+    robot_type: str = ''
+
+    def __post_init__(self):
+        """Validate what spans sections."""
+        _check(self.fps > 0, 'fps must be > 0')
+        _check(self.cameras, 'at least one camera is required')
+        _check(self.reference in self.cameras,
+               f'reference {self.reference!r} is not a camera; cameras: {", ".join(self.cameras)}')
+
+    @property
+    def action_joints(self) -> typing.List[str]:
+        """Return the joints of the action vector."""
+        return list(self.action.joints or self.state.joints)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'FeatureMap':
+        """Build from plain data, refusing unknown keys."""
+        _check(isinstance(data, dict), 'feature map: expected a mapping')
+        data = dict(data)
+        cams = data.get('cameras')
+        _check(isinstance(cams, dict), 'feature map: cameras must be a mapping name -> camera')
+        data['cameras'] = {k: _from(CameraMap, v, f'cameras.{k}') for k, v in cams.items()}
+        data['state'] = _from(StateMap, data.get('state'), 'state')
+        if 'action' in data:
+            data['action'] = _from(ActionMap, data['action'], 'action')
+        if 'episodes' in data:
+            data['episodes'] = _from(EpisodeMap, data['episodes'], 'episodes')
+        return _from(cls, data, 'feature map')
+
+
+def packaged_maps_dir() -> Path:
+    """Return the directory of the packaged feature maps (installed share/ or source tree)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        share = Path(get_package_share_directory('dit4dit_train')) / 'config' / 'feature_maps'
+        if share.is_dir():
+            return share
+    except (ImportError, LookupError, ValueError):
+        pass
+    return Path(__file__).resolve().parents[1] / 'config' / 'feature_maps'
+
+
+def load_feature_map(name_or_path) -> FeatureMap:
+    """Load a packaged map by name (e.g. 'g1_dex3') or any YAML file by path."""
+    path = Path(os.path.expanduser(str(name_or_path)))
+    if not path.suffix:
+        path = packaged_maps_dir() / f'{name_or_path}.yaml'
+        if not path.is_file():
+            names = sorted(p.stem for p in packaged_maps_dir().glob('*.yaml'))
+            raise FeatureMapError(f'unknown feature map {name_or_path!r}; packaged: '
+                                  f'{", ".join(names)} (or give a path to a YAML file)')
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise FeatureMapError(f'{path}: {exc}') from exc
+    return FeatureMap.from_dict(data)

@@ -1,0 +1,115 @@
+"""
+Time alignment of recorded streams to one reference clock, never looking into the future.
+
+One camera is the reference clock. Frames are chosen on a regular grid at the target fps (the
+latest reference frame at or before each tick); every other feature of a frame is the latest
+message stamped at or before that frame's own stamp, and only if it is at most ``max_age_s`` old.
+A frame for which some feature has no such message is dropped, and the reason is counted.
+"""
+
+from dataclasses import dataclass, field
+import typing
+
+import numpy as np
+
+
+@dataclass
+class Stream:
+    """Stamps (ns, ascending) and the index of each message's value in the caller's storage."""
+
+    name: str
+    stamps: np.ndarray
+    max_age_s: float
+
+    def __post_init__(self):
+        """Sort by stamp (bags are in receive order; header stamps may interleave)."""
+        self.stamps = np.asarray(self.stamps, dtype=np.int64)
+        self.order = np.argsort(self.stamps, kind='stable')
+        self.stamps = self.stamps[self.order]
+
+    def asof(self, t_ns: int):
+        """Return (message index, stamp) of the latest message stamped at or before t, or None."""
+        k = int(np.searchsorted(self.stamps, t_ns, side='right')) - 1
+        if k < 0:
+            return None
+        return int(self.order[k]), int(self.stamps[k])
+
+
+@dataclass
+class AlignedFrame:
+    """One dataset frame: the reference message and the message chosen for each feature."""
+
+    ref_index: int
+    ref_stamp: int
+    sources: typing.Dict[str, int]
+    source_stamps: typing.Dict[str, int]
+
+
+@dataclass
+class SyncReport:
+    """What alignment kept and dropped, and the worst age used per feature."""
+
+    frames_kept: int = 0
+    dropped: typing.Dict[str, int] = field(default_factory=dict)
+    max_age_s: typing.Dict[str, float] = field(default_factory=dict)
+
+    def drop(self, reason: str):
+        """Count a dropped frame."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def to_dict(self) -> dict:
+        """Return plain data for the JSON report."""
+        return {'frames_kept': self.frames_kept, 'frames_dropped': sum(self.dropped.values()),
+                'dropped_by_reason': dict(sorted(self.dropped.items())),
+                'max_age_s': {k: round(v, 6) for k, v in sorted(self.max_age_s.items())}}
+
+
+def grid_ticks(start_ns: int, end_ns: int, fps: float) -> np.ndarray:
+    """Return the tick times start, start + 1/fps, ... up to and including end."""
+    if fps <= 0:
+        raise ValueError(f'fps must be > 0, got {fps}')
+    period = 1e9 / fps
+    n = int(np.floor((end_ns - start_ns) / period + 1e-9)) + 1
+    return start_ns + np.round(np.arange(max(n, 0)) * period).astype(np.int64)
+
+
+def align(reference: Stream, features: typing.Sequence[Stream], start_ns: int, end_ns: int,
+          fps: float, report: typing.Optional[SyncReport] = None):
+    """
+    Return the aligned frames of [start_ns, end_ns] at ``fps`` and the report.
+
+    Each tick takes the latest reference message at or before it (within the reference's
+    max_age_s, and not the one the previous frame used); each feature then takes its latest
+    message at or before that reference stamp, within its max_age_s.
+    """
+    report = report or SyncReport()
+    frames, last_ref = [], None
+    for tick in grid_ticks(start_ns, end_ns, fps):
+        hit = reference.asof(int(tick))
+        if hit is None or (tick - hit[1]) * 1e-9 > reference.max_age_s:
+            report.drop(f'{reference.name}: no frame within {reference.max_age_s} s')
+            continue
+        ref_index, ref_stamp = hit
+        if ref_index == last_ref:
+            report.drop(f'{reference.name}: no new frame since the last tick')
+            continue
+        sources, stamps, reason = {}, {}, None
+        for feature in features:
+            found = feature.asof(ref_stamp)
+            if found is None:
+                reason = f'{feature.name}: no message yet'
+            elif (ref_stamp - found[1]) * 1e-9 > feature.max_age_s:
+                reason = f'{feature.name}: older than {feature.max_age_s} s'
+            if reason:
+                break
+            sources[feature.name], stamps[feature.name] = found
+        if reason:
+            report.drop(reason)
+            continue
+        for name, stamp in stamps.items():
+            report.max_age_s[name] = max(report.max_age_s.get(name, 0.0),
+                                         (ref_stamp - stamp) * 1e-9)
+        last_ref = ref_index
+        frames.append(AlignedFrame(ref_index, ref_stamp, sources, stamps))
+    report.frames_kept += len(frames)
+    return frames, report

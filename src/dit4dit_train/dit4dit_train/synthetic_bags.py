@@ -1,0 +1,98 @@
+"""
+Write synthetic rosbag2 recordings with rosbags, as a robot session would produce them.
+
+Used by the tests and the data benchmark (no robot or simulator needed).
+
+Camera frames carry their own frame number as a flat grey level (robust to video compression);
+every joint value is the message's own stamp in seconds plus a per-joint offset, so a test can
+read back which message a dataset row was taken from.
+"""
+
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+JOINTS = ['j0', 'j1', 'j2']
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+
+
+def grey(k: int) -> int:
+    """Return the grey level that encodes camera frame ``k`` (unique for k < 61)."""
+    return 10 + 4 * (k % 61)
+
+
+def _time(store, ns):
+    return store.types['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def _header(store, ns, frame=''):
+    return store.types['std_msgs/msg/Header'](stamp=_time(store, ns), frame_id=frame)
+
+
+def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=100.0,
+              cmd_hz=50.0, episodes=(('pick the red cube', 1),), with_events=True,
+              with_command=True, size=(24, 32), start_ns=1_000_000_000, joint_names=JOINTS,
+              textured=False):
+    """
+    Write a bag; return the camera stamps (ns).
+
+    ``episodes``: (instruction, end event kind) per episode, spread evenly over the recording,
+    each taking its middle 80 %. Joint messages list their joints in reverse order to exercise the
+    name lookup. ``textured`` adds a moving pattern, so video encoding costs what a camera would.
+    """
+    ts = store.types
+    h, w = size
+    cam = start_ns + (np.arange(int(seconds * cam_hz)) * 1e9 / cam_hz).astype(np.int64)
+    joints = start_ns + (np.arange(int(seconds * joint_hz)) * 1e9 / joint_hz).astype(np.int64)
+    cmds = start_ns + 3_000_000 + (np.arange(int(seconds * cmd_hz)) * 1e9 / cmd_hz).astype(
+        np.int64)
+    pattern = None
+    if textured:
+        yy, xx = np.mgrid[0:h, 0:w]
+        pattern = ((np.sin(xx / 7.0) + np.cos(yy / 5.0)) * 40).astype(np.int16)
+    with Writer(path, version=9, storage_plugin=STORAGES[storage]) as writer:
+        c_img = writer.add_connection('/camera/image_raw', 'sensor_msgs/msg/Image',
+                                      typestore=store)
+        c_js = writer.add_connection('/joint_states', 'sensor_msgs/msg/JointState',
+                                     typestore=store)
+        c_cmd = writer.add_connection('/dit4dit/joint_command', 'sensor_msgs/msg/JointState',
+                                      typestore=store) if with_command else None
+        c_ev = writer.add_connection('/dit4dit/episode_event', 'dit4dit_msgs/msg/EpisodeEvent',
+                                     typestore=store) if with_events else None
+        msgs = []
+        for k, t in enumerate(cam):
+            data = np.full((h, w, 3), grey(k), np.uint8)
+            if pattern is not None:
+                shifted = np.roll(pattern, 3 * k, axis=1)[..., None] + data
+                data = np.clip(shifted, 0, 255).astype(np.uint8)
+            img = ts['sensor_msgs/msg/Image'](
+                header=_header(store, int(t), 'head'), height=h, width=w, encoding='rgb8',
+                is_bigendian=0, step=w * 3, data=data.reshape(-1))
+            msgs.append((int(t) + 4_000_000, c_img, img, 'sensor_msgs/msg/Image'))
+        for t in joints:
+            names = list(reversed(joint_names))
+            pos = np.array([t * 1e-9 + 10 * i for i in range(len(joint_names))])[::-1]
+            js = ts['sensor_msgs/msg/JointState'](
+                header=_header(store, int(t)), name=names, position=pos.copy(),
+                velocity=np.zeros(0), effort=np.zeros(0))
+            msgs.append((int(t) + 1_000_000, c_js, js, 'sensor_msgs/msg/JointState'))
+        if with_command:
+            for t in cmds:
+                pos = np.array([t * 1e-9 + 100 + 10 * i for i in range(len(joint_names))])
+                cmd = ts['sensor_msgs/msg/JointState'](
+                    header=_header(store, int(t)), name=list(joint_names), position=pos,
+                    velocity=np.zeros(0), effort=np.zeros(0))
+                msgs.append((int(t) + 1_000_000, c_cmd, cmd, 'sensor_msgs/msg/JointState'))
+        if with_events:
+            ev_cls = ts['dit4dit_msgs/msg/EpisodeEvent']
+            span = (cam[-1] - cam[0]) / len(episodes)
+            for i, (instruction, end_kind) in enumerate(episodes):
+                t0 = int(cam[0] + i * span + 0.1 * span)
+                t1 = int(cam[0] + i * span + 0.9 * span)
+                for t, kind in ((t0, 0), (t1, end_kind)):
+                    ev = ev_cls(header=_header(store, t), event=kind, episode_index=i,
+                                instruction=instruction, task='test', initial_state_index=-1,
+                                message='')
+                    msgs.append((t, c_ev, ev, 'dit4dit_msgs/msg/EpisodeEvent'))
+        for log, conn, msg, typ in sorted(msgs, key=lambda m: m[0]):
+            writer.write(conn, log, store.serialize_cdr(msg, typ))
+    return cam

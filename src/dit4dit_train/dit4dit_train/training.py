@@ -1,0 +1,160 @@
+"""
+Training building blocks, ROS-free: configuration, batches, optimiser groups and the schedule.
+
+``train.py`` drives these with Hugging Face accelerate (one CPU process by default; ``accelerate
+launch --num_processes N`` for GPUs and nodes).
+"""
+
+from dataclasses import asdict, dataclass, field
+import json
+import math
+from pathlib import Path
+import typing
+
+import numpy as np
+import torch
+import yaml
+
+
+class TrainConfigError(ValueError):
+    """A training configuration value is invalid."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the model configuration."""
+
+    dataset: str = ''
+    output: str = ''
+    preset: str = 'tiny'
+    model: typing.List[str] = field(default_factory=list)       # model overrides key=value
+    camera_keys: typing.Optional[typing.List[str]] = None       # None: every video feature
+    state_keys: typing.Dict[str, int] = field(default_factory=dict)   # sin/cos groups
+    val_episodes: typing.List[int] = field(default_factory=list)      # held out of training
+    steps: int = 1000
+    stop_after: int = 0             # stop (state saved) after this many steps of this run
+    batch_size: int = 8
+    num_workers: int = 0
+    lr_video: float = 1e-4
+    lr_action: float = 1e-4
+    weight_decay: float = 1e-8
+    betas: typing.Tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    save_every: int = 500
+    keep_states: int = 2
+    log_every: int = 10
+    seed: int = 42
+    mixed_precision: str = 'no'     # 'no' or 'bf16' (GPU)
+
+    def __post_init__(self):
+        """Validate."""
+        checks = [
+            (self.steps >= 1, 'steps must be >= 1'),
+            (self.batch_size >= 1, 'batch_size must be >= 1'),
+            (self.lr_video >= 0 and self.lr_action > 0, 'learning rates must be positive'),
+            (0 <= self.min_lr_ratio <= 1, 'min_lr_ratio must be in [0, 1]'),
+            (self.warmup_steps >= 0, 'warmup_steps must be >= 0'),
+            (self.save_every >= 1 and self.log_every >= 1, 'save_every/log_every must be >= 1'),
+            (self.mixed_precision in ('no', 'bf16', 'fp16'),
+             "mixed_precision: valid are 'no', 'bf16', 'fp16'"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise TrainConfigError(msg)
+        self.betas = tuple(self.betas)
+
+    @classmethod
+    def load(cls, path=None, overrides=()) -> 'TrainConfig':
+        """Read a YAML/JSON file (optional) and apply key=value overrides (YAML values)."""
+        data = {}
+        if path:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        for item in overrides:
+            key, sep, value = item.partition('=')
+            if not sep:
+                raise TrainConfigError(f'override {item!r} must look like key=value')
+            data[key.strip()] = yaml.safe_load(value)
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise TrainConfigError(f'unknown training key(s) {", ".join(unknown)}; valid: '
+                                   f'{", ".join(sorted(cls.__dataclass_fields__))}')
+        hints = typing.get_type_hints(cls)
+        for key, value in data.items():
+            if hints[key] in (int, float) and isinstance(value, str):   # YAML reads 1e-3 as text
+                try:
+                    data[key] = hints[key](float(value))
+                except ValueError:
+                    raise TrainConfigError(f'{key}: {value!r} is not a number') from None
+        return cls(**data)
+
+    def dumps(self) -> str:
+        """Return JSON text."""
+        return json.dumps(asdict(self), indent=2) + '\n'
+
+
+def lr_lambda(warmup: int, total: int, min_ratio: float):
+    """Return the schedule factor: linear warm-up, then cosine decay to ``min_ratio``."""
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    """Return AdamW with a video group and an action group (frozen parameters excluded)."""
+    groups = model.parameter_groups()
+    params = [{'params': groups['action'], 'lr': cfg.lr_action, 'name': 'action'}]
+    if cfg.lr_video > 0:
+        params.append({'params': groups['video'], 'lr': cfg.lr_video, 'name': 'video'})
+    else:
+        for p in groups['video']:
+            p.requires_grad_(False)
+    return torch.optim.AdamW(params, betas=cfg.betas, eps=1e-8, weight_decay=cfg.weight_decay)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A shuffled order that depends only on (seed, epoch): the same after a resume."""
+
+    def __init__(self, n: int, seed: int):
+        """Sample ``n`` items."""
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int):
+        """Choose the permutation of ``epoch``."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        """Yield the epoch's permutation."""
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self):
+        """Return the number of items."""
+        return self.n
+
+
+class Collate:
+    """Turn dataset items into model-space tensors (picklable, so it runs in workers)."""
+
+    def __init__(self, normalizer, image_size, action_mask):
+        """Use the run's normalisation and the model's frame size."""
+        self.normalizer, self.image_size = normalizer, tuple(image_size)
+        self.action_mask = torch.as_tensor(action_mask)
+
+    def __call__(self, items):
+        """Return a dict of batched tensors plus the instructions."""
+        from dit4dit_policy.model import to_model_frames
+
+        images = torch.stack([torch.as_tensor(it['images']) for it in items])  # [B,T,V,H,W,3]
+        views = [images[:, :, v] for v in range(images.shape[2])]
+        clip = to_model_frames(views, self.image_size)
+        state = np.stack([self.normalizer.encode_state(it['state']) for it in items])
+        actions = np.stack([self.normalizer.normalize_actions(it['actions']) for it in items])
+        mask = self.action_mask[None, None].expand(len(items), actions.shape[1], -1)
+        return {'clip': clip, 'state': torch.from_numpy(state),
+                'actions': torch.from_numpy(actions), 'action_mask': mask.clone(),
+                'instructions': [it['instruction'] for it in items]}

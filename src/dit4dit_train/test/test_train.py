@@ -1,0 +1,135 @@
+"""Training: the loss falls on a converted dataset; resume is exact; two processes work (gloo)."""
+
+import json
+import os
+from pathlib import Path
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from dit4dit_train.bag_types import make_typestore
+from dit4dit_train.convert import convert
+from dit4dit_train.dataset import LeRobotDataset
+from dit4dit_train.evaluate import main as evaluate_main
+from dit4dit_train.feature_map import FeatureMap
+from dit4dit_train.synthetic_bags import write_bag
+from dit4dit_train.train import main as train_main
+import pytest
+
+MODEL = ['video.image_size=[32, 32]', 'video.frame_indices=[0, 1, 2, 3, 4]',
+         'video.num_layers=2', 'video.tap_block=0', 'action.num_layers=2', 'action.chunk_size=8',
+         'objective.action_repeats=2', 'text.max_tokens=16']
+COMMON = [f'model={json.dumps(MODEL)}', 'batch_size=4', 'log_every=1', 'warmup_steps=2',
+          'lr_video=1e-3', 'lr_action=1e-3']
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('train')
+    store = make_typestore(require=('dit4dit_msgs',))
+    write_bag(root / 'bag', store, seconds=3.0,
+              episodes=(('reach the red cube', 1), ('reach the blue cube', 1)))
+    fmap = FeatureMap.from_dict({
+        'fps': 15, 'reference': 'head',
+        'cameras': {'head': {'topic': '/camera/image_raw', 'resize': [32, 32]}},
+        'state': {'topic': '/joint_states', 'joints': ['j0', 'j1', 'j2']},
+        'action': {'source': 'command', 'topic': '/dit4dit/joint_command'}})
+    convert([root / 'bag'], fmap, root / 'data', progress=False)
+    return root / 'data'
+
+
+def _metrics(run):
+    return [json.loads(ln) for ln in (Path(run) / 'metrics.jsonl').read_text().splitlines()]
+
+
+@pytest.fixture(scope='module')
+def trained_run(dataset, tmp_path_factory):
+    run = tmp_path_factory.mktemp('loss') / 'run'
+    assert train_main(['--dataset', str(dataset), '--output', str(run), '--no-progress',
+                       'steps=60', 'save_every=60', 'val_episodes=[1]', *COMMON, 'batch_size=8',
+                       'lr_video=2e-3', 'lr_action=2e-3', 'min_lr_ratio=0.5']) == 0
+    return run
+
+
+def test_loss_falls_on_a_small_converted_dataset(trained_run):
+    metrics = _metrics(trained_run)
+    assert [m['step'] for m in metrics] == list(range(1, 61))
+    for key in ('loss', 'action_loss', 'video_loss'):
+        first = sum(m[key] for m in metrics[:5]) / 5
+        last = sum(m[key] for m in metrics[-10:]) / 10
+        assert last < 0.8 * first, (key, first, last)
+    assert (trained_run / 'checkpoint' / 'manifest.json').is_file()
+    assert sorted(p.name for p in (trained_run / 'state').iterdir()) == ['step_00000060']
+
+
+def test_offline_evaluation_on_held_out_episodes(trained_run, dataset, tmp_path, capsys):
+    out = tmp_path / 'eval'
+    assert evaluate_main(['--checkpoint', str(trained_run / 'checkpoint'), '--dataset',
+                          str(dataset), '--episodes', '1', '--output', str(out),
+                          '--no-progress']) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    frames = LeRobotDataset(dataset, frame_indices=(0,), chunk_size=1, episodes=[1]).__len__()
+    assert metrics['frames'] == frames and set(metrics['per_joint_mae']) == {'j0', 'j1', 'j2'}
+    assert 0 < metrics['mse'] < 10
+    png = out / 'episode_000001.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 5000
+    assert '[evaluate] 1 episodes' in capsys.readouterr().out
+
+
+def _train_cmd(dataset, run, *extra):
+    return [sys.executable, '-m', 'dit4dit_train.train', '--dataset', str(dataset), '--output',
+            str(run), '--no-progress', 'steps=100', 'save_every=3', *COMMON, *extra]
+
+
+def test_a_killed_run_resumes_at_its_last_state_exactly(dataset, tmp_path):
+    ref = tmp_path / 'reference'
+    subprocess.run(_train_cmd(dataset, ref, 'stop_after=9'), check=True, capture_output=True,
+                   timeout=600)
+    expected = {m['step']: m['loss'] for m in _metrics(ref)}
+
+    run = tmp_path / 'killed'
+    proc = subprocess.Popen(_train_cmd(dataset, run), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / 'state' / 'step_00000003').is_dir():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, 'no state saved within 300 s'
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    saved = sorted(p.name for p in (run / 'state').glob('step_*'))
+    resumed_from = int(saved[-1].split('_')[1])
+    res = subprocess.run(_train_cmd(dataset, run, 'stop_after=3', '--resume'), check=True,
+                         capture_output=True, text=True, timeout=600)
+    assert 'resumed from' in res.stdout + res.stderr and f'at step {resumed_from}' in (
+        res.stdout + res.stderr)
+    after = {m['step']: m['loss'] for m in _metrics(run)}
+    steps = range(resumed_from + 1, resumed_from + 4)
+    assert max(after) == resumed_from + 3
+    for s in steps:
+        assert after[s] == pytest.approx(expected[s], rel=1e-5, abs=1e-7), s
+
+
+def test_two_process_cpu_training_with_accelerate_launch(dataset, tmp_path):
+    run = tmp_path / 'ddp'
+    # accelerate's multi-process CPU mode (torch.distributed with gloo): torchrun-style launch
+    # with ACCELERATE_USE_CPU, as the README documents for machines without GPUs.
+    env = dict(os.environ, OMP_NUM_THREADS='1', ACCELERATE_USE_CPU='true')
+    with socket.socket() as sock:          # a free port: parallel test runs must not collide
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes',
+           '2', '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no',
+           '--main_process_ip', '127.0.0.1', '--main_process_port', str(port),
+           '-m', 'dit4dit_train.train', '--dataset', str(dataset), '--output', str(run),
+           '--no-progress', 'steps=4', 'save_every=4', *COMMON]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert 'on 2 process(es)' in res.stdout
+    from dit4dit_policy.model import load_checkpoint
+    _, _, manifest = load_checkpoint(run / 'checkpoint')
+    assert manifest['extra']['step'] == 4
