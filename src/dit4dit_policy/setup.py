@@ -22,6 +22,7 @@ setup(
     entry_points={
         'console_scripts': [
             'bench = dit4dit_policy.bench:main',
+            'policy_node = dit4dit_policy.nodes.policy_node:main',
         ],
     },
 )

@@ -59,6 +59,7 @@ class PolicyRunner:
         self.dtype = dtype or torch.float32
         self.normalizer = normalizer
         self.config = model.config
+        self.manifest = {}
         cfg = self.config.text
         self.instructions = InstructionCache(make_text_encoder(cfg),
                                              text_cache_dir or cfg.cache_dir)
@@ -66,8 +67,10 @@ class PolicyRunner:
     @classmethod
     def from_checkpoint(cls, path, device='cpu', text_cache_dir='', dtype=None):
         """Load a checkpoint directory (verified; see model.checkpoint)."""
-        model, normalizer, _ = load_checkpoint(path, device=device)
-        return cls(model, normalizer, device=device, text_cache_dir=text_cache_dir, dtype=dtype)
+        model, normalizer, manifest = load_checkpoint(path, device=device)
+        runner = cls(model, normalizer, device=device, text_cache_dir=text_cache_dir, dtype=dtype)
+        runner.manifest = manifest
+        return runner
 
     def validate(self, obs: Observation):
         """Raise ObservationError if ``obs`` cannot be used by this model."""
@@ -99,7 +102,7 @@ class PolicyRunner:
         t0 = time.perf_counter()
         text = self.instructions.get(obs.instruction)[None].to(self.device, self.dtype)
         t1 = time.perf_counter()
-        views = [torch.from_numpy(np.ascontiguousarray(img))[None, None].to(self.device)
+        views = [torch.from_numpy(np.array(img, dtype=np.uint8))[None, None].to(self.device)
                  for img in obs.images]
         frame = to_model_frames(views, self.config.video.image_size)
         cond, mask = self.model.condition(frame, generator=gen)

@@ -85,6 +85,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'train_config.json').write_text(cfg.dumps())
     model_cfg, normalizer, dataset = build(cfg)
+    info_fps = _dataset_info(cfg.dataset).get('fps')
     set_seed(cfg.seed)                      # identical initial weights on every process
     model = DiT4DiT(model_cfg)
     optimizer = make_optimizer(model, cfg)
@@ -137,7 +138,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                 shutil.rmtree(old, ignore_errors=True)
             save_checkpoint(out / 'checkpoint', acc.unwrap_model(model), normalizer,
                             extra={'step': step, 'dataset': str(cfg.dataset),
-                                   'preset': cfg.preset})
+                                   'preset': cfg.preset, 'fps': info_fps})
         acc.wait_for_everyone()
 
     model.train()

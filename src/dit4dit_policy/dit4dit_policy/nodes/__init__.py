@@ -1,0 +1,1 @@
+"""rclpy nodes: thin wrappers that convert messages to core types and call the core."""

@@ -1,0 +1,126 @@
+"""policy_node: callbacks store, the worker publishes stamped chunks, bad input is refused."""
+
+import threading
+import time
+
+from dit4dit_msgs.msg import PolicyStatus
+from dit4dit_msgs.srv import SetTask
+from dit4dit_policy.image_codec import rgb_to_image_fields
+from dit4dit_policy.model import DiT4DiT, Normalizer, preset, save_checkpoint
+import numpy as np
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image, JointState
+
+JOINTS = [f'arm_{i}' for i in range(4)]
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    cfg = preset('tiny', ['video.num_layers=2', 'video.tap_block=0', 'action.num_layers=2',
+                          'action.real_action_dim=4', 'action.real_state_dim=4',
+                          'action.chunk_size=8'])
+    norm = Normalizer([-1.0] * 4, [1.0] * 4, action_dim=32, state_dim=64,
+                      state_keys=[('arm', 4)], action_names=JOINTS)
+    return save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'c', DiT4DiT(cfg), norm,
+                           extra={'fps': 20})
+
+
+@pytest.fixture
+def node(checkpoint):
+    from dit4dit_policy.nodes.policy_node import PolicyNode
+    rclpy.init()
+    node = PolicyNode(parameter_overrides=[
+        Parameter('checkpoint', value=str(checkpoint)), Parameter('seed', value=3)])
+    node.published = []
+    node.chunk_pub.publish = node.published.append
+    node.statuses = []
+    node.status_pub.publish = node.statuses.append
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def _image(node, age=0.0, encoding='rgb8'):
+    msg = Image(**rgb_to_image_fields(np.full((48, 64, 3), 90, np.uint8)))
+    msg.encoding = encoding
+    msg.header.stamp = (node.get_clock().now() - rclpy.duration.Duration(seconds=age)).to_msg()
+    return msg
+
+
+def _joints(node, names=JOINTS, values=(0.1, 0.2, 0.3, 0.4)):
+    msg = JointState(name=list(reversed(names)), position=list(reversed(values)))
+    msg.header.stamp = node.get_clock().now().to_msg()
+    return msg
+
+
+def _wait(cond, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return cond()
+
+
+def _set_task(node, text):
+    return node._on_set_task(SetTask.Request(instruction=text), SetTask.Response())
+
+
+def test_publishes_a_chunk_stamped_with_the_observation_time(node):
+    assert _set_task(node, 'reach the red cube').success
+    node._on_joints(_joints(node))
+    image = _image(node)
+    node._on_image(0, image)
+    assert _wait(lambda: node.published), node.message
+    chunk = node.published[0]
+    assert chunk.header.stamp == image.header.stamp
+    assert chunk.joint_names == JOINTS and len(chunk.points) == 8
+    assert [p.time_from_start.nanosec for p in chunk.points[:3]] == [0, 50_000_000, 100_000_000]
+    assert all(-1.0 <= v <= 1.0 for p in chunk.points for v in p.positions)
+    assert node.state == PolicyStatus.STATE_RUNNING and node.chunk_index >= 1
+
+
+@pytest.mark.parametrize('case, reason', [
+    ('stale', 'stale observation'), ('encoding', 'unsupported image encoding'),
+    ('nan', 'NaN'), ('missing', 'joint states lack arm_3'),
+])
+def test_bad_observations_are_refused_with_a_reason(node, case, reason):
+    _set_task(node, 'reach')
+    names = JOINTS[:3] if case == 'missing' else JOINTS
+    values = (0.1, float('nan'), 0.3, 0.4) if case == 'nan' else (0.1, 0.2, 0.3, 0.4)[:len(names)]
+    node._on_joints(_joints(node, names, values))
+    node._on_image(0, _image(node, age=2.0 if case == 'stale' else 0.0,
+                             encoding='32FC1' if case == 'encoding' else 'rgb8'))
+    assert _wait(lambda: node.rejected >= 1)
+    assert reason in node.message and not node.published
+    assert node.state == PolicyStatus.STATE_REJECTING
+    assert node.statuses[-1].rejected_observations >= 1 and reason in node.statuses[-1].message
+
+
+def test_waits_for_an_instruction_and_clears_it(node):
+    node._on_joints(_joints(node))
+    node._on_image(0, _image(node))
+    assert _wait(lambda: node.state == PolicyStatus.STATE_WAITING_FOR_INSTRUCTION)
+    assert not node.published
+    response = _set_task(node, 'open the drawer')
+    assert response.previous_instruction == '' and response.success
+    assert _set_task(node, '').previous_instruction == 'open the drawer'
+
+
+def test_callbacks_only_store(node):
+    """A callback returns at once even while inference runs (it never calls the model)."""
+    _set_task(node, 'reach')
+    calls = []
+    original = node.runner.predict
+
+    def slow(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+    node.runner.predict = slow
+    node._on_joints(_joints(node))
+    t = time.monotonic()
+    node._on_image(0, _image(node))
+    assert time.monotonic() - t < 0.05
+    assert _wait(lambda: node.published)
+    assert calls and all(name == 'policy_worker' for name in calls)
