@@ -25,6 +25,8 @@ setup(
     license='MIT',
     entry_points={
         'console_scripts': [
+            'run_graph = dit4dit_bringup.run_graph:main',
+            'g1_bridge = dit4dit_bringup.nodes.g1_bridge:main',
         ],
     },
 )

@@ -23,6 +23,7 @@ setup(
         'console_scripts': [
             'bench = dit4dit_policy.bench:main',
             'policy_node = dit4dit_policy.nodes.policy_node:main',
+            'action_executor = dit4dit_policy.nodes.action_executor:main',
         ],
     },
 )

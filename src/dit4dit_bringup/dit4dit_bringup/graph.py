@@ -1,0 +1,108 @@
+"""
+The one description of the robot graph: which nodes run, with which parameters and remappings.
+
+``g1.launch.py`` turns it into launch actions on a full ROS 2 install; ``run_graph`` runs the same
+description without ``ros2 launch`` (all nodes in one process, or one process per node). ROS-free.
+"""
+
+from dataclasses import dataclass, field
+import typing
+
+CONTROL_MODES = ('arm_sdk', 'lowcmd')
+HARDWARE = ('real', 'sim')
+
+
+@dataclass
+class NodeSpec:
+    """One node of the graph."""
+
+    package: str
+    executable: str                 # ros2 run / launch executable
+    name: str
+    node_class: str                 # 'module:Class' for in-process composition
+    parameters: typing.Dict[str, typing.Any] = field(default_factory=dict)
+    remappings: typing.List[typing.Tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def module(self) -> str:
+        """Return the module that runs this node as a process (``python -m``)."""
+        return self.node_class.split(':')[0]
+
+
+@dataclass
+class G1Arguments:
+    """The declared arguments of ``g1.launch.py`` (validated)."""
+
+    checkpoint: str = ''
+    profile: str = 'g1_29dof_dex3'
+    camera_topic: str = '/camera/image_raw'
+    compressed: bool = False
+    control_mode: str = 'arm_sdk'
+    hardware: str = 'real'
+    device: str = 'cpu'
+    instruction: str = ''
+    control_rate_hz: float = 250.0
+    strategy: str = 'crossfade'
+    policy_timeout_s: float = 0.5
+    rviz: bool = False
+
+    def __post_init__(self):
+        """Validate."""
+        if not self.checkpoint:
+            raise ValueError('checkpoint is required (a checkpoint directory)')
+        if self.control_mode not in CONTROL_MODES:
+            raise ValueError(f'control_mode {self.control_mode!r}: valid are '
+                             f'{", ".join(CONTROL_MODES)}')
+        if self.hardware not in HARDWARE:
+            raise ValueError(f'hardware {self.hardware!r}: valid are {", ".join(HARDWARE)}')
+
+
+DESCRIPTIONS = {
+    'checkpoint': 'policy checkpoint directory',
+    'profile': 'robot profile (dit4dit_bringup/config name or YAML path)',
+    'camera_topic': 'head camera image topic',
+    'compressed': 'camera topic carries sensor_msgs/CompressedImage',
+    'control_mode': 'arm_sdk (arms blended into the walking controller) or lowcmd (whole body)',
+    'hardware': 'real (the robot, DDS domain 0) or sim (a simulator speaking Unitree topics)',
+    'device': 'torch device for inference (cpu, cuda:0)',
+    'instruction': 'initial task instruction',
+    'control_rate_hz': 'executor and bridge rate [Hz]',
+    'strategy': 'chunk transition strategy: replace, crossfade or rtc',
+    'policy_timeout_s': 'executor holds if the policy sends no chunk for this long',
+    'rviz': 'start rviz2 with the dit4dit view',
+}
+
+
+def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
+    """Return the G1 graph: policy_node -> action_executor -> g1_bridge."""
+    from dit4dit_policy.runtime.robot_profile import load_profile
+
+    profile = load_profile(args.profile)
+    body = [j for j in profile.joints if not j.hand]
+    arrays = profile.arrays([j.name for j in body])
+    vel, _ = profile.execution_limits([j.name for j in body])
+    nodes = [
+        NodeSpec('dit4dit_policy', 'policy_node', 'policy_node',
+                 'dit4dit_policy.nodes.policy_node:PolicyNode',
+                 {'checkpoint': args.checkpoint, 'device': args.device,
+                  'camera_topics': [args.camera_topic], 'compressed': args.compressed,
+                  'joint_states_topic': '/joint_states', 'instruction': args.instruction}),
+        NodeSpec('dit4dit_policy', 'action_executor', 'action_executor',
+                 'dit4dit_policy.nodes.action_executor:ActionExecutorNode',
+                 {'profile': args.profile, 'control_rate_hz': args.control_rate_hz,
+                  'strategy': args.strategy, 'policy_timeout_s': args.policy_timeout_s,
+                  'auto_enable': args.hardware == 'sim', 'estop_service': '/g1_bridge/estop'},
+                 [('action_chunk', '/policy_node/action_chunk'),
+                  ('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command')]),
+        NodeSpec('dit4dit_bringup', 'g1_bridge', 'g1_bridge',
+                 'dit4dit_bringup.nodes.g1_bridge:G1BridgeNode',
+                 {'control_mode': args.control_mode, 'rate_hz': args.control_rate_hz,
+                  'joint_names': [j.name for j in body],
+                  'motor_indices': [int(m) for m in arrays['motor']],
+                  'lower': [float(v) for v in arrays['lower']],
+                  'upper': [float(v) for v in arrays['upper']],
+                  'kp': [float(v) for v in arrays['kp']], 'kd': [float(v) for v in arrays['kd']],
+                  'max_velocity': float(vel.max())},
+                 [('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command')]),
+    ]
+    return nodes

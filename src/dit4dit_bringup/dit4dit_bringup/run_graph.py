@@ -1,0 +1,130 @@
+"""
+Run the robot graph without ``ros2 launch``: ``python -m dit4dit_bringup.run_graph``.
+
+    python -m dit4dit_bringup.run_graph checkpoint:=runs/g1/checkpoint control_mode:=arm_sdk
+    python -m dit4dit_bringup.run_graph checkpoint:=... --processes   # one process per node
+
+Arguments are those of ``g1.launch.py`` (``name:=value``) and the graph is the same description
+(``dit4dit_bringup.graph``). By default every node runs in this process on a multi-threaded
+executor; ``--processes`` starts one Python process per node and stops them all when one exits or
+on SIGINT/SIGTERM.
+"""
+
+import argparse
+import dataclasses
+import signal
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+from .graph import g1_graph, G1Arguments
+
+
+def parse_arguments(items) -> G1Arguments:
+    """Parse ``name:=value`` items (values as YAML) into validated G1Arguments."""
+    fields = {f.name for f in dataclasses.fields(G1Arguments)}
+    values = {}
+    for item in items:
+        key, sep, value = item.partition(':=')
+        if not sep or key not in fields:
+            raise ValueError(f'argument {item!r}: use name:=value with name in '
+                             f'{", ".join(sorted(fields))}')
+        values[key] = yaml.safe_load(value) if value else ''
+    return G1Arguments(**values)
+
+
+def ros_arguments(spec, params_file=None):
+    """Return the --ros-args list that applies a NodeSpec's name and remappings."""
+    args = ['--ros-args', '-r', f'__node:={spec.name}']
+    for src, dst in spec.remappings:
+        args += ['-r', f'{src}:={dst}']
+    if params_file:
+        args += ['--params-file', params_file]
+    return args
+
+
+def run_in_process(specs):
+    """Build every node in this process and spin them together until shutdown."""
+    import importlib
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    rclpy.init()
+    nodes, executor = [], MultiThreadedExecutor()
+    try:
+        for spec in specs:
+            module, cls = spec.node_class.split(':')
+            node_cls = getattr(importlib.import_module(module), cls)
+            overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
+            node = node_cls(parameter_overrides=overrides, cli_args=ros_arguments(spec))
+            nodes.append(node)
+            executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def run_processes(specs):
+    """Start one process per node; stop all when one exits or on a signal; return its code."""
+    procs = []
+    with tempfile.TemporaryDirectory(prefix='dit4dit_graph_') as tmp:
+        for spec in specs:
+            params = f'{tmp}/{spec.name}.yaml'
+            with open(params, 'w') as f:
+                yaml.safe_dump({spec.name: {'ros__parameters': spec.parameters}}, f)
+            procs.append(subprocess.Popen(
+                [sys.executable, '-m', spec.module, *ros_arguments(spec, params)]))
+        stop = {'signal': False}
+
+        def on_signal(*_):
+            stop['signal'] = True
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        code = 0
+        try:
+            while not stop['signal']:
+                done = [p for p in procs if p.poll() is not None]
+                if done:
+                    code = done[0].returncode
+                    break
+                signal.sigtimedwait([signal.SIGINT, signal.SIGTERM], 0.2)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p in procs:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        return code
+
+
+def main(argv=None):
+    """Command-line entry point (also ``ros2 run dit4dit_bringup run_graph``)."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('arguments', nargs='*', help='name:=value (see g1.launch.py)')
+    parser.add_argument('--processes', action='store_true', help='one process per node')
+    parser.add_argument('--print', action='store_true', help='print the graph and exit')
+    args = parser.parse_args(argv)
+    try:
+        specs = g1_graph(parse_arguments(args.arguments))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.print:
+        print(yaml.safe_dump([dataclasses.asdict(s) for s in specs], sort_keys=False))
+        return 0
+    return run_processes(specs) if args.processes else run_in_process(specs)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

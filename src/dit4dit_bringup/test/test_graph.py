@@ -1,0 +1,86 @@
+"""One graph description drives g1.launch.py and run_graph; arguments are declared and checked."""
+
+import importlib.util
+from pathlib import Path
+import sys
+import types
+
+from dit4dit_bringup.graph import g1_graph, G1Arguments
+from dit4dit_bringup.run_graph import main as run_graph_main, parse_arguments, ros_arguments
+import pytest
+import yaml
+
+PKG = Path(__file__).resolve().parents[1]
+PROFILE = str(PKG / 'config' / 'g1_29dof_dex3.yaml')
+
+
+def _graph(**kw):
+    return {s.name: s for s in g1_graph(G1Arguments(checkpoint='/ckpt', profile=PROFILE, **kw))}
+
+
+def test_graph_wires_policy_executor_and_bridge():
+    g = _graph(control_mode='lowcmd', hardware='sim')
+    assert list(g) == ['policy_node', 'action_executor', 'g1_bridge']
+    ex, br = g['action_executor'], g['g1_bridge']
+    assert ('action_chunk', '/policy_node/action_chunk') in ex.remappings
+    assert dict(ex.remappings)['joint_command'] == dict(br.remappings)['joint_command']
+    assert ex.parameters['auto_enable'] is True            # sim only
+    assert br.parameters['control_mode'] == 'lowcmd'
+    assert br.parameters['motor_indices'] == list(range(29))
+    assert br.parameters['joint_names'][15] == 'left_shoulder_pitch_joint'
+    assert max(br.parameters['upper']) < 3.0 and br.parameters['max_velocity'] <= 1.0
+    assert _graph()['action_executor'].parameters['auto_enable'] is False   # real robot
+
+
+@pytest.mark.parametrize('kw, message', [
+    ({'control_mode': 'position'}, 'valid are arm_sdk, lowcmd'),
+    ({'hardware': 'gazebo'}, 'valid are real, sim'),
+])
+def test_invalid_arguments_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        G1Arguments(checkpoint='/c', **kw)
+    with pytest.raises(ValueError, match='checkpoint is required'):
+        G1Arguments()
+
+
+def test_run_graph_parses_launch_style_arguments(capsys):
+    args = parse_arguments(['checkpoint:=/c', 'control_rate_hz:=500', 'rviz:=true'])
+    assert args.control_rate_hz == 500 and args.rviz is True
+    with pytest.raises(ValueError, match='use name:=value'):
+        parse_arguments(['speed:=3'])
+    assert run_graph_main(['checkpoint:=/c', f'profile:={PROFILE}', '--print']) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert [n['name'] for n in printed] == ['policy_node', 'action_executor', 'g1_bridge']
+    spec = _graph()['action_executor']
+    assert ros_arguments(spec, 'p.yaml')[-2:] == ['--params-file', 'p.yaml']
+
+
+def test_launch_file_declares_every_argument(monkeypatch):
+    """Import g1.launch.py with a stand-in `launch` package (not installable here)."""
+    declared = {}
+
+    class Declare:
+        def __init__(self, name, default_value=None, description='', choices=None):
+            declared[name] = (default_value, description, choices)
+
+    class Description:
+        def __init__(self, entities):
+            self.entities = entities
+
+    launch = types.ModuleType('launch')
+    launch.LaunchDescription = Description
+    actions = types.ModuleType('launch.actions')
+    actions.DeclareLaunchArgument = Declare
+    actions.OpaqueFunction = lambda function: ('opaque', function)
+    monkeypatch.setitem(sys.modules, 'launch', launch)
+    monkeypatch.setitem(sys.modules, 'launch.actions', actions)
+    spec = importlib.util.spec_from_file_location('g1_launch', PKG / 'launch' / 'g1.launch.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    fields = set(G1Arguments.__dataclass_fields__)
+    assert set(declared) == fields
+    assert declared['control_mode'][2] == ['arm_sdk', 'lowcmd']
+    assert declared['hardware'][2] == ['real', 'sim']
+    assert declared['rviz'][0] == 'false' and all(d[1] for d in declared.values())
+    assert description.entities[-1][0] == 'opaque'
