@@ -6,7 +6,7 @@ import time
 from dit4dit_msgs.msg import PolicyStatus
 from dit4dit_msgs.srv import SetTask
 from dit4dit_policy.image_codec import rgb_to_image_fields
-from dit4dit_policy.model import DiT4DiT, Normalizer, preset, save_checkpoint
+from dit4dit_policy.testing import make_tiny_checkpoint
 import numpy as np
 import pytest
 import rclpy
@@ -18,13 +18,7 @@ JOINTS = [f'arm_{i}' for i in range(4)]
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    cfg = preset('tiny', ['video.num_layers=2', 'video.tap_block=0', 'action.num_layers=2',
-                          'action.real_action_dim=4', 'action.real_state_dim=4',
-                          'action.chunk_size=8'])
-    norm = Normalizer([-1.0] * 4, [1.0] * 4, action_dim=32, state_dim=64,
-                      state_keys=[('arm', 4)], action_names=JOINTS)
-    return save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'c', DiT4DiT(cfg), norm,
-                           extra={'fps': 20})
+    return make_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'c', JOINTS, fps=20)
 
 
 @pytest.fixture

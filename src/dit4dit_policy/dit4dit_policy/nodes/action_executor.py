@@ -18,14 +18,13 @@ import time
 from dit4dit_msgs.msg import ExecutorStatus
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from .spin import run_node
 from ..runtime.chunk_executor import Chunk, ChunkExecutor, ExecutorConfig
 from ..runtime.robot_profile import load_profile
 from ..runtime.safety import JointLimits, SafetyFilter
@@ -236,17 +235,7 @@ def chunk_from_trajectory(msg: JointTrajectory, joints) -> Chunk:
 
 def main(args=None):
     """Run the node (``ros2 run dit4dit_policy action_executor``)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ActionExecutorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(ActionExecutorNode, args)
 
 
 if __name__ == '__main__':

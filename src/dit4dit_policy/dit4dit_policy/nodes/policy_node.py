@@ -18,13 +18,12 @@ from dit4dit_msgs.msg import PolicyStatus
 from dit4dit_msgs.srv import SetTask
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from .spin import run_node
 from ..image_codec import compressed_to_rgb, image_to_rgb, ImageFormatError
 from ..inference import Observation, ObservationError, PolicyRunner
 
@@ -246,17 +245,7 @@ def _pick(joints: JointState, names) -> np.ndarray:
 
 def main(args=None):
     """Run the node (``ros2 run dit4dit_policy policy_node``)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(PolicyNode, args)
 
 
 if __name__ == '__main__':
