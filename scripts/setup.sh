@@ -42,18 +42,26 @@ fi
 touch "$VENV/COLCON_IGNORE"
 
 reqs="$(mktemp)"
-trap 'rm -f "$reqs"' EXIT
 if [ "$MODE" = wheels-jazzy ]; then
   cp "$ROOT/requirements.txt" "$reqs"
 else
   grep -vE '^(ros-jazzy-|colcon-|setuptools)' "$ROOT/requirements.txt" > "$reqs"
 fi
 
+nodeps="$(mktemp)"
+trap 'rm -f "$reqs" "$nodeps"' EXIT
+grep -E '#[[:space:]]*no-deps' "$reqs" | sed -E 's/[[:space:]]*#.*//' > "$nodeps" || true
+sed -i -E '/#[[:space:]]*no-deps/d' "$reqs"
+
 log "installing pinned requirements (first run: a few minutes; later runs: seconds)"
 start=$SECONDS
 # _ROS_WHEELS_BOOTSTRAP_COMPLETE stops the wheels' .pth hook from re-executing pip's interpreter.
-_ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -m pip install --disable-pip-version-check \
-  --progress-bar off -q -r "$reqs" 2> >(grep -v "is ignored: it is neither" >&2)
+pipi() {
+  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -m pip install --disable-pip-version-check \
+    --progress-bar off -q "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+}
+pipi -r "$reqs"
+if [ -s "$nodeps" ]; then pipi --no-deps -r "$nodeps"; fi
 log "pip done in $((SECONDS - start)) s"
 
 if [ "$MODE" = wheels-jazzy ]; then

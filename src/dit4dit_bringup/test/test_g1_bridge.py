@@ -1,0 +1,399 @@
+"""
+g1_bridge, driven through its callbacks in-process and once as its own process over DDS.
+
+In-process the node is built with parameter overrides and its publishers are replaced by captures;
+the DDS test runs ``python -m dit4dit_bringup.nodes.g1_bridge`` against this process (loopback),
+including the SIGINT ramp down.
+"""
+
+import math
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+from dit4dit_bringup.g1_lowcmd import ARM_SDK_WEIGHT_INDEX, G1_JOINT_NAMES, G1_LOWER, G1_UPPER
+from dit4dit_bringup.nodes.g1_bridge import G1BridgeNode
+from dit4dit_bringup.unitree_crc import lowcmd_crc
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+from unitree_hg.msg import LowCmd, LowState
+
+ARMS = list(range(15, 29))
+ARM_NAMES = [G1_JOINT_NAMES[i] for i in ARMS]
+RATE = 250.0
+MAX_VEL = 2.0
+STEP = MAX_VEL / RATE
+
+
+class Capture:
+    """Stands in for a publisher: keeps a copy of what the node publishes."""
+
+    def __init__(self, copy=False):
+        self.msgs = []
+        self.copy = copy
+
+    def publish(self, msg):
+        if self.copy:   # the bridge reuses one LowCmd object
+            from rclpy.serialization import deserialize_message, serialize_message
+            msg = deserialize_message(serialize_message(msg), type(msg))
+        self.msgs.append(msg)
+
+
+@pytest.fixture
+def context():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def make_bridge(context, **overrides):
+    params = {'control_mode': 'arm_sdk', 'rate_hz': RATE, 'joint_names': ARM_NAMES,
+              'motor_indices': ARMS, 'lower': [-1.0] * 14, 'upper': [1.0] * 14,
+              'kp': [60.0] * 14, 'kd': [1.5] * 14, 'max_velocity': MAX_VEL, 'ramp_up_s': 0.2,
+              'ramp_down_s': 0.4}
+    params.update(overrides)
+    node = G1BridgeNode(context=context,
+                        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    node.lowcmd_pub = Capture(copy=True)
+    node.joint_state_pub = Capture()
+    node.imu_pub = Capture()
+    return node
+
+
+def lowstate(q=None, mode_machine=5):
+    msg = LowState()
+    msg.mode_machine = mode_machine
+    msg.imu_state.quaternion = [0.9, 0.1, 0.2, 0.3]     # w, x, y, z
+    msg.imu_state.gyroscope = [1.0, 2.0, 3.0]
+    msg.imu_state.accelerometer = [0.0, 0.5, 9.8]
+    q = np.linspace(-0.3, 0.3, 29) if q is None else q
+    for i in range(29):
+        msg.motor_state[i].q = float(q[i])
+        msg.motor_state[i].dq = 0.1 * i
+        msg.motor_state[i].tau_est = -0.2 * i
+    return msg
+
+
+def call(node, name):
+    response = getattr(node, f'_on_{name}')(Trigger.Request(), Trigger.Response())
+    return response.success, response.message
+
+
+def command(names, positions):
+    return JointState(name=list(names), position=[float(p) for p in positions])
+
+
+def weights(node):
+    return [m.motor_cmd[ARM_SDK_WEIGHT_INDEX].q for m in node.lowcmd_pub.msgs]
+
+
+def test_lowstate_becomes_joint_states_and_imu(context):
+    node = make_bridge(context)
+    try:
+        state = lowstate()
+        node.on_lowstate(state)
+        js = node.joint_state_pub.msgs[-1]
+        assert list(js.name) == ARM_NAMES
+        assert js.position == pytest.approx([state.motor_state[i].q for i in ARMS])
+        assert js.velocity == pytest.approx([0.1 * i for i in ARMS])
+        assert js.effort == pytest.approx([-0.2 * i for i in ARMS])
+        imu = node.imu_pub.msgs[-1]
+        o = imu.orientation
+        assert (o.x, o.y, o.z, o.w) == pytest.approx((0.1, 0.2, 0.3, 0.9))
+        assert imu.angular_velocity.z == pytest.approx(3.0)
+        assert imu.linear_acceleration.z == pytest.approx(9.8)
+        assert imu.header.frame_id == 'imu_in_pelvis'
+    finally:
+        node.destroy_node()
+
+
+def test_no_lowcmd_before_the_first_lowstate(context):
+    node = make_bridge(context)
+    try:
+        assert call(node, 'enable') == (False, 'no /lowstate received yet')
+        for _ in range(20):
+            node.tick()
+        assert node.lowcmd_pub.msgs == []
+        node.on_lowstate(lowstate())
+        node.tick()
+        assert node.lowcmd_pub.msgs == []          # LowState, but not enabled yet
+        assert call(node, 'enable')[0]
+        node.tick()
+        assert len(node.lowcmd_pub.msgs) == 1
+    finally:
+        node.destroy_node()
+
+
+def test_command_to_lowcmd_clamped_rate_limited_with_crc_and_mode_machine(context):
+    node = make_bridge(context)
+    try:
+        state = lowstate(mode_machine=9)
+        measured = np.array([state.motor_state[i].q for i in ARMS])
+        node.on_lowstate(state)
+        assert call(node, 'enable')[0]
+        node.tick()
+        first = node.lowcmd_pub.msgs[-1]
+        assert [first.motor_cmd[i].q for i in ARMS] == pytest.approx(measured, abs=1e-6)
+        target = np.full(14, 0.5)
+        target[0], target[1] = 7.0, -7.0                 # beyond the limits (+-1)
+        node.on_command(command(ARM_NAMES, target))
+        previous = measured
+        for _ in range(200):
+            node.tick()
+            msg = node.lowcmd_pub.msgs[-1]
+            q = np.array([msg.motor_cmd[i].q for i in ARMS])
+            assert np.all(np.abs(q - previous) <= STEP + 1e-6)     # velocity limit per tick
+            assert np.all(q <= 1.0 + 1e-6) and np.all(q >= -1.0 - 1e-6)
+            assert msg.crc == lowcmd_crc(msg)
+            assert msg.mode_machine == 9 and msg.mode_pr == 0
+            previous = q
+        assert q == pytest.approx(np.clip(target, -1.0, 1.0), abs=1e-6)
+        w = weights(node)
+        assert w[0] == pytest.approx(1 / RATE / 0.2) and w[-1] == 1.0
+        assert all(b >= a for a, b in zip(w, w[1:]))
+        assert all(msg.motor_cmd[i].kp == 60.0 for i in ARMS)
+    finally:
+        node.destroy_node()
+
+
+def test_partial_command_keeps_the_others_at_the_latched_pose(context):
+    node = make_bridge(context)
+    try:
+        state = lowstate()
+        node.on_lowstate(state)
+        call(node, 'enable')
+        node.on_command(command(ARM_NAMES[:2], [0.0, 0.0]))
+        for _ in range(100):
+            node.tick()
+        q = [node.lowcmd_pub.msgs[-1].motor_cmd[i].q for i in ARMS]
+        assert q[:2] == pytest.approx([0.0, 0.0], abs=1e-6)
+        assert q[2:] == pytest.approx([state.motor_state[i].q for i in ARMS[2:]], abs=1e-6)
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('bad', [
+    command(ARM_NAMES[:1] + ['left_hand_thumb_0_joint'], [0.9, 0.0]),    # unknown name
+    command(ARM_NAMES[:2], [0.9]),                                       # length mismatch
+    command(ARM_NAMES[:2], [0.9, math.nan]),                             # NaN
+    command(ARM_NAMES[:2], [0.9, math.inf]),                             # infinity
+    command([ARM_NAMES[0], ARM_NAMES[0]], [0.9, 0.9]),                   # duplicate
+])
+def test_malformed_commands_are_refused_whole(context, bad):
+    node = make_bridge(context)
+    try:
+        state = lowstate()
+        node.on_lowstate(state)
+        call(node, 'enable')
+        node.on_command(bad)
+        assert node.command is None
+        for _ in range(50):
+            node.tick()
+        q = [node.lowcmd_pub.msgs[-1].motor_cmd[i].q for i in ARMS]
+        assert q == pytest.approx([state.motor_state[i].q for i in ARMS], abs=1e-6)
+    finally:
+        node.destroy_node()
+
+
+def test_estop_damps_until_enable(context):
+    node = make_bridge(context)
+    try:
+        node.on_lowstate(lowstate())
+        call(node, 'enable')
+        node.on_command(command(ARM_NAMES, np.zeros(14)))
+        for _ in range(25):
+            node.tick()
+        frozen = weights(node)[-1]
+        assert call(node, 'estop')[0]
+        node.on_command(command(ARM_NAMES, np.full(14, 0.5)))      # ignored while e-stopped
+        for _ in range(30):
+            node.tick()
+        for msg in node.lowcmd_pub.msgs[-30:]:
+            assert all(msg.motor_cmd[i].kp == 0.0 and msg.motor_cmd[i].kd > 0.0
+                       for i in range(29))
+            assert msg.motor_cmd[ARM_SDK_WEIGHT_INDEX].q == pytest.approx(frozen)
+            assert msg.crc == lowcmd_crc(msg)
+        assert call(node, 'disable')[0] is False                   # e-stop is latched
+        assert call(node, 'enable')[0]
+        node.tick()
+        msg = node.lowcmd_pub.msgs[-1]
+        assert all(msg.motor_cmd[i].kp == 60.0 for i in ARMS)
+    finally:
+        node.destroy_node()
+
+
+def test_disable_ramps_the_weight_down_then_stops(context):
+    node = make_bridge(context)
+    try:
+        node.on_lowstate(lowstate())
+        call(node, 'enable')
+        for _ in range(60):
+            node.tick()
+        assert weights(node)[-1] == 1.0
+        count = len(node.lowcmd_pub.msgs)
+        assert call(node, 'disable') == (True, 'disabling')
+        for _ in range(200):
+            node.tick()
+        down = weights(node)[count:]
+        assert all(b <= a for a, b in zip(down, down[1:])) and down[-1] == 0.0
+        assert len(down) == pytest.approx(0.4 * RATE, abs=2)       # ramp_down_s at rate_hz
+        assert node.state == 'disabled'
+    finally:
+        node.destroy_node()
+
+
+def test_shutdown_request_ramps_down_and_finishes(context):
+    node = make_bridge(context)
+    try:
+        node.request_shutdown()
+        assert node.finished                           # nothing was published: done at once
+    finally:
+        node.destroy_node()
+    node = make_bridge(context)
+    try:
+        node.on_lowstate(lowstate())
+        call(node, 'enable')
+        for _ in range(60):
+            node.tick()
+        node.request_shutdown()
+        assert call(node, 'enable')[0] is False
+        for _ in range(200):
+            node.tick()
+        assert node.finished and weights(node)[-1] == 0.0
+    finally:
+        node.destroy_node()
+
+
+def test_lowcmd_mode_holds_the_rest_and_disable_damps(context):
+    node = make_bridge(context, control_mode='lowcmd', ramp_down_s=0.0)
+    try:
+        state = lowstate()
+        node.on_lowstate(state)
+        call(node, 'enable')
+        node.tick()
+        msg = node.lowcmd_pub.msgs[-1]
+        held = np.clip([state.motor_state[i].q for i in range(15)], G1_LOWER[:15],
+                       G1_UPPER[:15])                            # the latched pose, clipped
+        for i in range(15):
+            assert msg.motor_cmd[i].mode == 1 and msg.motor_cmd[i].kp >= 40.0
+            assert msg.motor_cmd[i].q == pytest.approx(held[i], abs=1e-6)
+        assert msg.motor_cmd[ARM_SDK_WEIGHT_INDEX].q == 0.0
+        assert node.lowcmd_topic == '/lowcmd'
+        call(node, 'disable')
+        node.tick()
+        msg = node.lowcmd_pub.msgs[-1]
+        assert all(msg.motor_cmd[i].kp == 0.0 and msg.motor_cmd[i].kd > 0 for i in range(29))
+        count = len(node.lowcmd_pub.msgs)
+        node.tick()
+        assert len(node.lowcmd_pub.msgs) == count and node.state == 'disabled'
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('overrides, match', [
+    ({'control_mode': 'walk'}, 'control_mode'),
+    ({'motor_indices': ARMS[:-1]}, 'motor_indices has 13 entries'),
+    ({'kd': [1.0] * 13}, 'kd has 13 entries'),
+    ({'rate_hz': 1000.0}, 'rate_hz'),
+    ({'lower': [1.0] * 14}, 'lower'),
+    ({'motor_indices': [15] * 14}, 'unique'),
+    ({'max_velocity': 0.0}, 'max_velocity'),
+])
+def test_invalid_parameters_give_a_clear_error(context, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_bridge(context, **overrides)
+
+
+def test_defaults_cover_the_29_body_joints(context):
+    node = G1BridgeNode(context=context)
+    try:
+        assert node.names == list(G1_JOINT_NAMES) and node.indices == list(range(29))
+        assert node.lowcmd_topic == '/arm_sdk' and node.dt == pytest.approx(1 / 250)
+        descriptor = node.describe_parameter('max_velocity')
+        assert 'rad/s' in descriptor.description
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.dds
+def test_bridge_process_over_dds(tmp_path):
+    """Run the bridge in its own process; this process plays the robot and the executor."""
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get('PYTHONPATH', '')])}
+    params = tmp_path / 'g1_bridge.yaml'
+    params.write_text(
+        'g1_bridge:\n  ros__parameters:\n'
+        f'    joint_names: {ARM_NAMES}\n    motor_indices: {ARMS}\n'
+        f'    lower: {[-1.0] * 14}\n    upper: {[1.0] * 14}\n'
+        f'    kp: {[60.0] * 14}\n    kd: {[1.5] * 14}\n'
+        '    max_velocity: 2.0\n    ramp_up_s: 0.2\n    ramp_down_s: 0.5\n'
+        '    rate_hz: 250.0\n')
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'dit4dit_bringup.nodes.g1_bridge', '--ros-args',
+         '--params-file', str(params), '-r', 'joint_command:=/test/joint_command'],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node('g1_bridge_dds_test', context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    try:
+        cmds = []
+        node.create_subscription(LowCmd, '/arm_sdk', cmds.append, 50)
+        low = node.create_publisher(LowState, '/lowstate', 10)
+        cmd_pub = node.create_publisher(
+            JointState, '/test/joint_command',
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        enable = node.create_client(Trigger, '/g1_bridge/enable')
+        state = lowstate(mode_machine=6)
+        target = np.linspace(-0.4, 0.4, 14)
+        target[3] = 3.0                                           # clamped to 1.0
+        deadline = time.monotonic() + 60
+        future = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            low.publish(state)
+            if future is None and enable.service_is_ready() and low.get_subscription_count():
+                future = enable.call_async(Trigger.Request())
+            if future is not None and future.done():
+                assert future.result().success, future.result().message
+                cmd_pub.publish(command(ARM_NAMES, target))
+            executor.spin_once(timeout_sec=0.004)
+            if cmds and cmds[-1].motor_cmd[ARM_SDK_WEIGHT_INDEX].q == 1.0 and np.allclose(
+                    [cmds[-1].motor_cmd[i].q for i in ARMS], np.clip(target, -1, 1),
+                    atol=1e-6):
+                break
+        assert cmds, 'no LowCmd from the bridge process'
+        last = cmds[-1]
+        assert [last.motor_cmd[i].q for i in ARMS] == pytest.approx(np.clip(target, -1, 1),
+                                                                    abs=1e-6)
+        assert last.crc == lowcmd_crc(last) and last.mode_machine == 6
+        # SIGINT: the process ramps the weight down to 0 before it exits
+        count = len(cmds)
+        proc.send_signal(signal.SIGINT)
+        end = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < end:
+            low.publish(state)
+            executor.spin_once(timeout_sec=0.004)
+        for _ in range(50):
+            executor.spin_once(timeout_sec=0.002)
+        assert proc.wait(timeout=10) == 0
+        down = [m.motor_cmd[ARM_SDK_WEIGHT_INDEX].q for m in cmds[count:]]
+        assert len(down) > 10 and down[-1] == 0.0
+        assert all(b <= a for a, b in zip(down, down[1:]))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
