@@ -79,6 +79,9 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
 
     profile = load_profile(args.profile)
     body = [j for j in profile.joints if not j.hand]
+    # The bridge drives body motors; Dex3 hand output is not wired yet, so the executor commands
+    # the policy's body joints (the hands' policy outputs are not sent anywhere).
+    commanded = [n for n in profile.policy_joints if not profile.joint(n).hand]
     arrays = profile.arrays([j.name for j in body])
     vel, _ = profile.execution_limits([j.name for j in body])
     nodes = [
@@ -89,7 +92,8 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
                   'joint_states_topic': '/joint_states', 'instruction': args.instruction}),
         NodeSpec('dit4dit_policy', 'action_executor', 'action_executor',
                  'dit4dit_policy.nodes.action_executor:ActionExecutorNode',
-                 {'profile': args.profile, 'control_rate_hz': args.control_rate_hz,
+                 {'profile': args.profile, 'joints': commanded,
+                  'control_rate_hz': args.control_rate_hz,
                   'strategy': args.strategy, 'policy_timeout_s': args.policy_timeout_s,
                   'auto_enable': args.hardware == 'sim', 'estop_service': '/g1_bridge/estop'},
                  [('action_chunk', '/policy_node/action_chunk'),

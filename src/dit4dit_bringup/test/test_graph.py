@@ -25,6 +25,7 @@ def test_graph_wires_policy_executor_and_bridge():
     assert ('action_chunk', '/policy_node/action_chunk') in ex.remappings
     assert dict(ex.remappings)['joint_command'] == dict(br.remappings)['joint_command']
     assert ex.parameters['auto_enable'] is True            # sim only
+    assert len(ex.parameters['joints']) == 14 and 'hand' not in ' '.join(ex.parameters['joints'])
     assert br.parameters['control_mode'] == 'lowcmd'
     assert br.parameters['motor_indices'] == list(range(29))
     assert br.parameters['joint_names'][15] == 'left_shoulder_pitch_joint'
