@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import yaml
 
@@ -45,16 +46,26 @@ def ros_arguments(spec, params_file=None):
     return args
 
 
-def run_in_process(specs):
-    """Build every node in this process and spin them together until shutdown."""
+def run_in_process(specs, grace_s=6.0):
+    """
+    Build every node in this process and spin them together until SIGINT/SIGTERM.
+
+    On the first signal, nodes that can stop gracefully (``request_shutdown``, e.g. the G1
+    bridge ramping the arm_sdk weight down) are asked to, and spinning goes on until they report
+    ``finished`` (at most ``grace_s``); a second signal stops at once.
+    """
     import importlib
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.parameter import Parameter
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init()
-    nodes, executor = [], MultiThreadedExecutor()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    signals = []
+    previous = {s: signal.signal(s, lambda signum, frame: signals.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    nodes, executor, deadline = [], MultiThreadedExecutor(), None
     try:
         for spec in specs:
             module, cls = spec.node_class.split(':')
@@ -63,10 +74,21 @@ def run_in_process(specs):
             node = node_cls(parameter_overrides=overrides, cli_args=ros_arguments(spec))
             nodes.append(node)
             executor.add_node(node)
-        executor.spin()
+        graceful = [n for n in nodes if hasattr(n, 'request_shutdown')]
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.05)
+            if signals and deadline is None:
+                for node in graceful:
+                    node.request_shutdown()
+                deadline = time.monotonic() + grace_s
+            if deadline is not None and (len(signals) > 1 or time.monotonic() > deadline
+                                         or all(getattr(n, 'finished', True) for n in graceful)):
+                break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
