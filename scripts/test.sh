@@ -28,7 +28,9 @@ echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID, discovery on loopback only"
 
 start=$SECONDS
 set +e
-colcon test --event-handlers console_cohesion- summary+ status- --return-code-on-test-failure "$@"
+# Sequential: timing-sensitive wiring tests must not share the 2 cores with training tests.
+colcon test --executor sequential --event-handlers console_cohesion- summary+ status- \
+  --return-code-on-test-failure "$@"
 rc=$?
 set -e
 echo "[test] colcon test finished in $((SECONDS - start)) s (exit $rc)"

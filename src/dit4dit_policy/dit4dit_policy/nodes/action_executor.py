@@ -62,7 +62,7 @@ class ActionExecutorNode(Node):
         self.dt = 1.0 / p['control_rate_hz']
         self.limits = JointLimits(list(self.joints), arrays['lower'], arrays['upper'], vel, acc)
         self.safety = SafetyFilter(self.limits, self.dt)
-        self.executor = ChunkExecutor(len(self.joints), ExecutorConfig(
+        self.chunks = ChunkExecutor(len(self.joints), ExecutorConfig(
             strategy=p['strategy'], crossfade_s=p['crossfade_s'],
             max_chunk_age_s=p['max_chunk_age_s']))
         ramp = p['ramp_in_s'] if p['ramp_in_s'] >= 0 else profile.execution.get('ramp_in_s', 2.0)
@@ -115,7 +115,7 @@ class ActionExecutorNode(Node):
         except ValueError as exc:
             self.get_logger().warn(f'chunk refused: {exc}', throttle_duration_sec=1)
             return
-        line = self.executor.submit(chunk, now)
+        line = self.chunks.submit(chunk, now)
         if not line.startswith('refused'):
             self.last_chunk_time = now
         self.get_logger().debug(line)
@@ -169,7 +169,7 @@ class ActionExecutorNode(Node):
             return
         now = self._now()
         reason = self._watchdog(now)
-        target = None if reason else self.executor.target(now)
+        target = None if reason else self.chunks.target(now)
         if self.state == ExecutorStatus.STATE_RAMPING_IN:
             alpha = min(1.0, (now - self.ramp_start) / max(self.ramp_s, 1e-6))
             goal = target if target is not None else self.ramp_from
@@ -202,8 +202,8 @@ class ActionExecutorNode(Node):
     def publish_status(self):
         """Publish the ExecutorStatus."""
         msg = ExecutorStatus(state=self.state, transition_strategy=self.p['strategy'],
-                             chunk_index=max(0, int(self.executor.current_index)),
-                             dropped_actions=int(self.executor.dropped_actions),
+                             chunk_index=max(0, int(self.chunks.current_index)),
+                             dropped_actions=int(self.chunks.dropped_actions),
                              clamped_targets=int(sum(self.safety.counters.values())),
                              control_period_error_s=float(self.period_error),
                              message=self.message)

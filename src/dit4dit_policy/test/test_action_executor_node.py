@@ -1,0 +1,98 @@
+"""action_executor node: services and state machine, driven through its callbacks."""
+
+from pathlib import Path
+
+from builtin_interfaces.msg import Duration
+from dit4dit_msgs.msg import ExecutorStatus
+import numpy as np
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+PROFILE = str(Path(__file__).resolve().parents[2] / 'dit4dit_bringup' / 'config' /
+              'g1_29dof_dex3.yaml')
+JOINTS = ['left_elbow_joint', 'right_elbow_joint']
+
+
+@pytest.fixture
+def node():
+    if not Path(PROFILE).is_file():
+        pytest.skip('the G1 profile of dit4dit_bringup is not beside this package')
+    from dit4dit_policy.nodes.action_executor import ActionExecutorNode
+    rclpy.init()
+    node = ActionExecutorNode(parameter_overrides=[
+        Parameter('profile', value=PROFILE), Parameter('joints', value=JOINTS),
+        Parameter('ramp_in_s', value=0.0), Parameter('control_rate_hz', value=100.0)])
+    node.sent = []
+    node.command_pub.publish = node.sent.append
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def _joints(node, q=(0.5, 0.5)):
+    msg = JointState(name=JOINTS, position=list(q))
+    msg.header.stamp = node.get_clock().now().to_msg()
+    node._on_joints(msg)
+
+
+def _chunk(node, value):
+    msg = JointTrajectory(joint_names=JOINTS)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    for k in range(10):
+        msg.points.append(JointTrajectoryPoint(
+            positions=[value, value], time_from_start=Duration(nanosec=int(k * 5e7))))
+    node._on_chunk(msg)
+
+
+def _call(handler):
+    return handler(Trigger.Request(), Trigger.Response())
+
+
+def test_disabled_until_enable_then_follows_within_limits(node):
+    _joints(node)
+    _chunk(node, 1.5)
+    node.tick()
+    assert not node.sent and node.state == ExecutorStatus.STATE_DISABLED
+    assert _call(node._on_enable).success
+    for _ in range(5):
+        _joints(node)
+        _chunk(node, 1.5)
+        node.tick()
+    q = np.array([m.position for m in node.sent])
+    assert node.state == ExecutorStatus.STATE_RUNNING
+    assert np.all(np.diff(q, axis=0) > 0)                                   # moving toward 1.5
+    assert np.all(np.abs(np.diff(q, axis=0)) <= 1.0 / 100.0 + 1e-9)        # 1 rad/s cap
+
+
+def test_enable_needs_joint_states_and_estop_stops_commands(node):
+    response = _call(node._on_enable)
+    assert not response.success and 'no joint states' in response.message
+    _joints(node)
+    assert _call(node._on_enable).success
+    assert _call(node._on_estop).success and node.state == ExecutorStatus.STATE_ESTOP
+    node.sent.clear()
+    _chunk(node, 1.0)
+    node.tick()
+    assert not node.sent
+
+
+def test_watchdog_and_hold_request(node):
+    _joints(node)
+    _call(node._on_enable)
+    node.tick()                          # the (zero-length) ramp-in completes
+    node.tick()                          # no chunk ever: hold the measured pose
+    assert node.state == ExecutorStatus.STATE_HOLDING
+    assert 'no chunk' in node.message
+    assert node.sent[-1].position.tolist() == pytest.approx([0.5, 0.5])
+    assert _call(node._on_hold).success and node.message == 'hold requested'
+
+
+def test_bad_chunks_are_refused(node):
+    msg = JointTrajectory(joint_names=['left_elbow_joint'])
+    msg.points.append(JointTrajectoryPoint(positions=[0.1]))
+    node._on_chunk(msg)                  # lacks right_elbow_joint
+    assert node.last_chunk_time is None
