@@ -69,11 +69,14 @@ if [ "$MODE" = wheels-jazzy ]; then
   # (/opt/python/cp3XX-cp3XX). Point them at this venv. Idempotent; must rerun after any ros-* install.
   pyinc="$(_ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   npinc="$(_ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')"
-  grep -rlZE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' | xargs -0 -r sed -i -E \
+  # (grep finds nothing once fixed: "|| true" keeps a re-run from failing under pipefail)
+  { grep -rlZE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' || true; } \
+    | xargs -0 -r sed -i -E \
     -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$npinc#g" \
     -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$pyinc#g"
   if [ -d "$VENV/share/ament_index/resource_index/parent_prefix_path" ]; then
-    grep -rlZE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share/ament_index/resource_index/parent_prefix_path" \
+    { grep -rlZE '/opt/python/cp3[0-9]+-cp3[0-9]+' \
+        "$VENV/share/ament_index/resource_index/parent_prefix_path" || true; } \
       | xargs -0 -r sed -i -E "s#/opt/python/cp3[0-9]+-cp3[0-9]+#$VENV#g"
   fi
   log "fixed the wheels' baked-in build paths"
