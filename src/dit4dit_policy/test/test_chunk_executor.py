@@ -282,6 +282,13 @@ def test_non_finite_actions_are_skipped():
     assert executor.target(0.8) is not None
 
 
+def test_huge_actions_never_make_a_non_finite_target():
+    executor = ChunkExecutor(1, ExecutorConfig(strategy='replace'))
+    executor.submit(Chunk(0.0, 0.1, [[-1e308], [1e308]]), 0.0)
+    assert executor.target(0.05)[0] == pytest.approx(0.0)
+    assert executor.target(0.15) is None                 # the extrapolation overflows: hold
+
+
 def test_stale_out_of_order_and_malformed_chunks_are_refused():
     executor = ChunkExecutor(2, ExecutorConfig(max_chunk_age_s=1.0))
     assert executor.submit(ramp(5.0, index=1), 5.3).startswith('accepted')

@@ -138,6 +138,19 @@ def test_non_finite_target_holds_a_resting_command_and_brakes_a_moving_one():
     assert flt.counters['non_finite'] == 101
 
 
+def test_holding_the_current_command_brakes_without_reversing():
+    # What the executor node does when it has no target: apply(command).
+    limits = JointLimits(['a'], [-3.0], [3.0], [1.0], [5.0])
+    flt = SafetyFilter(limits, 0.004)
+    flt.reset([0.0])
+    run_to(flt, [2.5], 300)
+    speeds = []
+    for _ in range(100):
+        flt.apply(flt.command)
+        speeds.append(flt.velocity[0])
+    assert np.all(np.diff(speeds) <= 1e-12) and min(speeds) >= 0.0 and speeds[-1] == 0.0
+
+
 def test_braking_before_a_limit_respects_the_acceleration_limit():
     limits = JointLimits(['a'], [-1.0], [1.0], [1.5], [4.0])
     dt = 0.002

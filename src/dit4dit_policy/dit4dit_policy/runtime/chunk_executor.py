@@ -110,7 +110,9 @@ class Chunk:
                 return None
             lo, hi = self._valid[i - 1], self._valid[i]
         w = (u - lo) / (hi - lo)
-        return (1.0 - w) * self.positions[lo] + w * self.positions[hi]   # no overflow at 1e308
+        with np.errstate(over='ignore', invalid='ignore'):      # huge actions may extrapolate
+            value = (1.0 - w) * self.positions[lo] + w * self.positions[hi]
+        return value if np.isfinite(value).all() else None
 
 
 class Transition:
@@ -288,7 +290,7 @@ class ChunkExecutor:
             return None
         self._trajectory = _settle(self._trajectory, now)
         value = _evaluate(self._trajectory, now, self.config.interpolate)
-        if value is None or not np.all(np.isfinite(value)):
+        if value is None or not np.isfinite(value).all():
             return None
         return value
 
