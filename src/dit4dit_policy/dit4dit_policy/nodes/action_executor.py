@@ -17,14 +17,13 @@ import time
 
 from dit4dit_msgs.msg import ExecutorStatus
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from .spin import run_node
+from .spin import declare_parameters, run_node
 from ..runtime.chunk_executor import Chunk, ChunkExecutor, ExecutorConfig
 from ..runtime.robot_profile import load_profile
 from ..runtime.safety import JointLimits, SafetyFilter
@@ -50,9 +49,7 @@ class ActionExecutorNode(Node):
     def __init__(self, **kwargs):
         """Declare and validate parameters, build the core objects, start the timer."""
         super().__init__('action_executor', **kwargs)
-        for name, default, text in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=text))
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS)
         if not 1.0 <= p['control_rate_hz'] <= 500.0:
             raise ValueError(f'control_rate_hz {p["control_rate_hz"]} must be in [1, 500]')
         profile = load_profile(p['profile'])

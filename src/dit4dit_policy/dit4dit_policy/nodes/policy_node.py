@@ -17,13 +17,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from dit4dit_msgs.msg import PolicyStatus
 from dit4dit_msgs.srv import SetTask
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from .spin import run_node
+from .spin import declare_parameters, run_node
 from ..image_codec import compressed_to_rgb, image_to_rgb, ImageFormatError
 from ..inference import Observation, ObservationError, PolicyRunner
 
@@ -51,9 +50,7 @@ class PolicyNode(Node):
     def __init__(self, **kwargs):
         """Declare parameters, load the checkpoint, wire topics; start the worker thread."""
         super().__init__('policy_node', **kwargs)
-        for name, default, text in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=text))
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS)
         if not p['checkpoint']:
             raise ValueError('parameter checkpoint is required')
         self.runner = PolicyRunner.from_checkpoint(p['checkpoint'], device=p['device'])

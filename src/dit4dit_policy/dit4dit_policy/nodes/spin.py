@@ -1,7 +1,15 @@
-"""The ``main()`` every node shares: init, build, spin, and a clean exit on SIGINT/SIGTERM."""
+"""What every node shares: parameter declaration, and ``main()`` (init, build, spin, exit)."""
 
+from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
+
+
+def declare_parameters(node, table) -> dict:
+    """Declare ``(name, default, description)`` rows on ``node``; return {name: value}."""
+    for name, default, text in table:
+        node.declare_parameter(name, default, ParameterDescriptor(description=text))
+    return {name: node.get_parameter(name).value for name, _, _ in table}
 
 
 def run_node(factory, args=None):
