@@ -49,6 +49,11 @@ def main():
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # SIGTERM can shut the context down while spin builds its wait set (RCLError): that is
+        # still a requested stop; anything raised while the context is valid is a real error.
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -21,6 +21,11 @@ def run_node(factory, args=None):
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass   # Jazzy raises ExternalShutdownException on SIGINT; both are a normal stop
+    except Exception:
+        # a signal can shut the context down while spin builds its wait set (RCLError): still a
+        # requested stop; anything raised while the context is valid is a real error
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
