@@ -15,7 +15,8 @@ while this module never imports ROS.
   mode every other body joint is held at a latched pose with stiff gains. The CRC is set last.
 * ``WeightRamp`` moves the arm_sdk weight toward 0 or 1 at a bounded rate.
 * ``damp`` writes kp = 0, kd > 0 on every body joint (the e-stop).
-* ``fill_hand`` writes a Dex3 ``HandCmd`` (mode = index | 1 << 4, kp 1.5, kd 0.2, limits per hand).
+* ``fill_hand`` writes a Dex3 ``HandCmd`` (mode = index | 1 << 4, kp 1.5, kd 0.2, limits per hand);
+  ``damp_hand`` its e-stop (kp = 0), ``stop_hand`` releases the hand (timeout bit set).
 """
 
 import math
@@ -70,6 +71,11 @@ DEX3_KP = 1.5
 DEX3_KD = 0.2
 DEX3_ENABLE = 1 << 4   # status bits 4-6 = 1 (enable); bits 0-3 = motor index
 DEX3_TIMEOUT = 1 << 7
+DEX3_SIDES = ('left', 'right')
+# URDF joint names per hand, in wire order (the robot profile's hand motor indices 0-6).
+DEX3_JOINT_NAMES = {side: tuple(f'{side}_hand_{finger}_joint' for finger in (
+    'thumb_0', 'thumb_1', 'thumb_2', 'middle_0', 'middle_1', 'index_0', 'index_1'))
+    for side in DEX3_SIDES}
 DEX3_LOWER = {
     'left': np.array([-1.0472, -0.7243, 0.0, -1.5708, -1.7453, -1.5708, -1.7453]),
     'right': np.array([-1.0472, -1.0472, -1.7453, 0.0, 0.0, 0.0, 0.0]),
@@ -325,6 +331,16 @@ def fill_hand(msg, q7, side: str, motor_cmd_factory=None, kp: float = DEX3_KP,
     _ensure_hand_slots(msg, motor_cmd_factory)
     for i, qi in enumerate(q.tolist()):
         _write_motor(msg.motor_cmd[i], i | DEX3_ENABLE, qi, float(kp), float(kd))
+    return msg
+
+
+def damp_hand(msg, q7=None, motor_cmd_factory=None, kd: float = DEX3_KD):
+    """Write a Dex3 damping command (kp = 0, kd > 0; ``q7`` only fills the position field)."""
+    q = np.zeros(DEX3_NUM_MOTORS) if q7 is None else np.nan_to_num(
+        _vector(q7, DEX3_NUM_MOTORS, 'q7'), nan=0.0, posinf=0.0, neginf=0.0)
+    _ensure_hand_slots(msg, motor_cmd_factory)
+    for i, qi in enumerate(q.tolist()):
+        _write_motor(msg.motor_cmd[i], i | DEX3_ENABLE, qi, 0.0, max(float(kd), 0.05))
     return msg
 
 

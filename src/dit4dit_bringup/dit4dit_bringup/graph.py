@@ -79,9 +79,8 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
 
     profile = load_profile(args.profile)
     body = [j for j in profile.joints if not j.hand]
-    # The bridge drives body motors; Dex3 hand output is not wired yet, so the executor commands
-    # the policy's body joints (the hands' policy outputs are not sent anywhere).
-    commanded = [n for n in profile.policy_joints if not profile.joint(n).hand]
+    sides = dex3_sides(profile)
+    hands = {(): 'none', ('left',): 'left', ('right',): 'right'}.get(sides, 'both')
     arrays = profile.arrays([j.name for j in body])
     vel, _ = profile.execution_limits([j.name for j in body])
     nodes = [
@@ -92,7 +91,7 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
                   'joint_states_topic': '/joint_states', 'instruction': args.instruction}),
         NodeSpec('dit4dit_policy', 'action_executor', 'action_executor',
                  'dit4dit_policy.nodes.action_executor:ActionExecutorNode',
-                 {'profile': args.profile, 'joints': commanded,
+                 {'profile': args.profile, 'joints': list(profile.policy_joints),
                   'control_rate_hz': args.control_rate_hz,
                   'strategy': args.strategy, 'policy_timeout_s': args.policy_timeout_s,
                   'auto_enable': args.hardware == 'sim', 'estop_service': '/g1_bridge/estop'},
@@ -106,7 +105,31 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
                   'lower': [float(v) for v in arrays['lower']],
                   'upper': [float(v) for v in arrays['upper']],
                   'kp': [float(v) for v in arrays['kp']], 'kd': [float(v) for v in arrays['kd']],
-                  'max_velocity': float(vel.max())},
+                  'max_velocity': float(vel.max()), 'hands': hands},
                  [('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command')]),
     ]
     return nodes
+
+
+def dex3_sides(profile) -> typing.Tuple[str, ...]:
+    """
+    Return the Dex3 hands (sides) that the policy controls; check the profile against the wire.
+
+    The bridge addresses hand joint i of a side as ``DEX3_JOINT_NAMES[side][i]``, so the profile's
+    hand joints must carry exactly those names and motor indices.
+    """
+    from dit4dit_bringup.g1_lowcmd import DEX3_JOINT_NAMES
+
+    sides = []
+    for side, names in DEX3_JOINT_NAMES.items():
+        hand = [j for j in profile.joints if j.hand == side]
+        if not hand:
+            continue
+        wire = {j.name: int(j.motor) for j in hand}
+        expected = {name: i for i, name in enumerate(names)}
+        if wire != expected:
+            raise ValueError(f'profile {profile.name}: the {side} Dex3 joints must be '
+                             f'{list(names)} with motor indices 0-6 in that order')
+        if any(n in profile.policy_joints for n in names):
+            sides.append(side)
+    return tuple(sides)

@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 
-from dit4dit_bringup.g1_lowcmd import ARM_SDK_WEIGHT_INDEX, G1_JOINT_NAMES, G1_LOWER, G1_UPPER
+from dit4dit_bringup.g1_lowcmd import (
+    ARM_SDK_WEIGHT_INDEX, DEX3_ENABLE, DEX3_JOINT_NAMES, DEX3_LOWER, DEX3_TIMEOUT, DEX3_UPPER,
+    G1_JOINT_NAMES, G1_LOWER, G1_UPPER)
 from dit4dit_bringup.nodes.g1_bridge import G1BridgeNode
 from dit4dit_bringup.unitree_crc import lowcmd_crc
 import numpy as np
@@ -25,7 +27,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
-from unitree_hg.msg import LowCmd, LowState
+from unitree_hg.msg import HandState, LowCmd, LowState, MotorState
 
 ARMS = list(range(15, 29))
 ARM_NAMES = [G1_JOINT_NAMES[i] for i in ARMS]
@@ -60,14 +62,19 @@ def make_bridge(context, **overrides):
     params = {'control_mode': 'arm_sdk', 'rate_hz': RATE, 'joint_names': ARM_NAMES,
               'motor_indices': ARMS, 'lower': [-1.0] * 14, 'upper': [1.0] * 14,
               'kp': [60.0] * 14, 'kd': [1.5] * 14, 'max_velocity': MAX_VEL, 'ramp_up_s': 0.2,
-              'ramp_down_s': 0.4}
+              'ramp_down_s': 0.4, 'lowstate_timeout_s': 60.0}   # the watchdog has its own test
     params.update(overrides)
     node = G1BridgeNode(context=context,
                         parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     node.lowcmd_pub = Capture(copy=True)
     node.joint_state_pub = Capture()
     node.imu_pub = Capture()
+    node.hand_pubs = {side: Capture(copy=True) for side in node.hand_pubs}
     return node
+
+
+def hand_state(q):
+    return HandState(motor_state=[MotorState(q=float(v), dq=0.5, tau_est=0.1) for v in q])
 
 
 def lowstate(q=None, mode_machine=5):
@@ -308,6 +315,10 @@ def test_lowcmd_mode_holds_the_rest_and_disable_damps(context):
     ({'lower': [1.0] * 14}, 'lower'),
     ({'motor_indices': [15] * 14}, 'unique'),
     ({'max_velocity': 0.0}, 'max_velocity'),
+    ({'hands': 'three'}, 'hands'),
+    ({'lowstate_timeout_s': 0.0}, 'lowstate_timeout_s'),
+    ({'hands': 'left', 'joint_names': ARM_NAMES[:13] + ['left_hand_thumb_0_joint']},
+     'also in joint_names'),
 ])
 def test_invalid_parameters_give_a_clear_error(context, overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -397,3 +408,93 @@ def test_bridge_process_over_dds(tmp_path):
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
+
+
+def test_dex3_hands_join_joint_states_and_take_their_commands(context):
+    node = make_bridge(context, hands='both')
+    try:
+        left_q = np.clip(np.full(7, 0.3), DEX3_LOWER['left'], DEX3_UPPER['left'])
+        node.on_hand_state('left', hand_state(left_q))
+        node.on_lowstate(lowstate())
+        js = node.joint_state_pub.msgs[-1]
+        assert list(js.name) == ARM_NAMES + list(DEX3_JOINT_NAMES['left'])   # right: none yet
+        assert js.position[14:] == pytest.approx(left_q)
+        right_q = np.clip(np.full(7, -0.2), DEX3_LOWER['right'], DEX3_UPPER['right'])
+        node.on_hand_state('right', hand_state(right_q))
+        node.on_lowstate(lowstate())
+        assert len(node.joint_state_pub.msgs[-1].name) == 28
+        assert call(node, 'enable')[0]
+        node.tick()
+        held = node.hand_pubs['right'].msgs[-1]
+        assert [m.q for m in held.motor_cmd] == pytest.approx(right_q, abs=1e-6)
+        assert [m.mode for m in held.motor_cmd] == [i | DEX3_ENABLE for i in range(7)]
+        # Far outside the left hand's limits: clamped there, and moved at most STEP a tick.
+        node.on_command(command(DEX3_JOINT_NAMES['left'], np.full(7, 5.0)))
+        outputs = []
+        for _ in range(300):
+            node.tick()
+            outputs.append([m.q for m in node.hand_pubs['left'].msgs[-1].motor_cmd])
+        outputs = np.array(outputs)
+        assert np.all(np.abs(np.diff(outputs, axis=0)) <= STEP + 1e-6)
+        assert outputs[-1] == pytest.approx(DEX3_UPPER['left'], abs=1e-6)
+        assert [m.q for m in node.hand_pubs['right'].msgs[-1].motor_cmd] == pytest.approx(
+            right_q, abs=1e-6)                              # not commanded: still held
+        assert node.hand_pubs['left'].msgs[-1].motor_cmd[0].kp > 0
+        assert call(node, 'estop')[0]
+        node.tick()
+        for side in ('left', 'right'):
+            assert all(m.kp == 0.0 and m.kd > 0.0 for m in node.hand_pubs[side].msgs[-1].motor_cmd)
+    finally:
+        node.destroy_node()
+
+
+def test_dex3_hands_release_after_disable_and_stale_state_leaves_joint_states(context):
+    node = make_bridge(context, hands='left', hand_state_timeout_s=0.05)
+    try:
+        node.on_hand_state('left', hand_state(np.zeros(7)))
+        node.on_lowstate(lowstate())
+        call(node, 'enable')
+        node.tick()
+        call(node, 'disable')
+        for _ in range(200):
+            node.tick()
+        assert node.state == 'disabled'
+        last = node.hand_pubs['left'].msgs[-1]
+        assert all(m.mode & DEX3_TIMEOUT and m.kp == 0.0 for m in last.motor_cmd)
+        count = len(node.hand_pubs['left'].msgs)
+        node.tick()
+        assert len(node.hand_pubs['left'].msgs) == count                 # released once
+        time.sleep(0.08)
+        node.on_lowstate(lowstate())
+        assert list(node.joint_state_pub.msgs[-1].name) == ARM_NAMES     # stale hand left out
+        call(node, 'enable')                                           # a stale hand: not held
+        node.tick()
+        assert len(node.hand_pubs['left'].msgs) == count
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('mode', ['arm_sdk', 'lowcmd'])
+def test_lost_lowstate_disables_the_bridge(context, mode):
+    node = make_bridge(context, control_mode=mode, lowstate_timeout_s=0.05)
+    try:
+        node.on_lowstate(lowstate())
+        call(node, 'enable')
+        for _ in range(60):
+            node.tick()
+            node.on_lowstate(lowstate())
+        assert node.state == 'enabled'
+        time.sleep(0.1)
+        node.tick()
+        assert node.state == 'disabling'
+        msg = node.lowcmd_pub.msgs[-1]
+        if mode == 'arm_sdk':
+            assert msg.motor_cmd[ARM_SDK_WEIGHT_INDEX].q < 1.0
+        else:
+            assert all(msg.motor_cmd[i].kp == 0.0 for i in range(29))
+            time.sleep(0.45)                         # lowcmd damps for ramp_down_s (wall time)
+        for _ in range(200):
+            node.tick()
+        assert node.state == 'disabled'
+    finally:
+        node.destroy_node()

@@ -1,9 +1,10 @@
 """
 The whole robot graph over DDS, one process per node, against a simulated G1 on loopback.
 
-camera + LowState publishers (this process) -> policy_node (tiny checkpoint) -> action_executor
--> g1_bridge -> LowCmd on /arm_sdk with a valid CRC; then the policy process is killed and the
-executor must hold (constant commands) within 200 ms.
+camera + LowState + Dex3 HandState publishers (this process) -> policy_node (tiny checkpoint, both
+arms and both hands) -> action_executor -> g1_bridge -> LowCmd on /arm_sdk with a valid CRC and
+HandCmd on /dex3/<side>/cmd; then the policy process is killed and the executor must hold
+(constant commands) within 200 ms.
 """
 
 from pathlib import Path
@@ -27,12 +28,15 @@ ARMS = ['left_shoulder_pitch_joint', 'left_shoulder_roll_joint', 'left_shoulder_
         'left_wrist_yaw_joint', 'right_shoulder_pitch_joint', 'right_shoulder_roll_joint',
         'right_shoulder_yaw_joint', 'right_elbow_joint', 'right_wrist_roll_joint',
         'right_wrist_pitch_joint', 'right_wrist_yaw_joint']
+POLICY_JOINTS = ARMS + [f'{side}_hand_{finger}_joint' for side in ('left', 'right') for finger in (
+    'thumb_0', 'thumb_1', 'thumb_2', 'middle_0', 'middle_1', 'index_0', 'index_1')]
 
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     from dit4dit_policy.testing import make_tiny_checkpoint
-    return make_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'c', ARMS, action_range=0.3)
+    return make_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'c', POLICY_JOINTS,
+                                action_range=0.3)
 
 
 @pytest.fixture
@@ -43,7 +47,7 @@ def graph(checkpoint, tmp_path):
     procs = {}
     for spec in specs:
         if spec.name == 'action_executor':
-            assert spec.parameters['joints'] == ARMS
+            assert spec.parameters['joints'] == POLICY_JOINTS
             spec.parameters['ramp_in_s'] = 0.2
         params = tmp_path / f'{spec.name}.yaml'
         params.write_text(yaml.safe_dump({spec.name: {'ros__parameters': spec.parameters}}))
@@ -75,7 +79,7 @@ def test_camera_to_lowcmd_and_hold_when_the_policy_dies(graph):
     from dit4dit_bringup.unitree_crc import lowcmd_crc
     from sensor_msgs.msg import Image, JointState
     from std_srvs.srv import Trigger
-    from unitree_hg.msg import LowCmd, LowState
+    from unitree_hg.msg import HandCmd, HandState, LowCmd, LowState, MotorState
 
     from dit4dit_policy.image_codec import rgb_to_image_fields
 
@@ -89,6 +93,12 @@ def test_camera_to_lowcmd_and_hold_when_the_policy_dies(graph):
                                                             np.array(m.position))), 50)
         cam = node.create_publisher(Image, '/camera/image_raw', qos_profile_sensor_data)
         low = node.create_publisher(LowState, '/lowstate', 10)
+        hand_cmds = {'left': [], 'right': []}
+        hand_pubs = {}
+        for side in hand_cmds:
+            node.create_subscription(HandCmd, f'/dex3/{side}/cmd', hand_cmds[side].append, 10)
+            hand_pubs[side] = node.create_publisher(HandState, f'/dex3/{side}/state', 10)
+        hand_state = HandState(motor_state=[MotorState(q=0.0) for _ in range(7)])
         enable = node.create_client(Trigger, '/g1_bridge/enable')
         frame = rgb_to_image_fields(np.full((64, 64, 3), 120, np.uint8))
         tick, last_cam, deadline = 0, 0.0, time.monotonic() + 90
@@ -102,6 +112,8 @@ def test_camera_to_lowcmd_and_hold_when_the_policy_dies(graph):
         while time.monotonic() < deadline and not streaming():
             tick += 1
             low.publish(_lowstate(LowState, tick))
+            for pub in hand_pubs.values():
+                pub.publish(hand_state)
             if time.monotonic() - last_cam > 1 / 15:
                 img = Image(**frame)
                 img.header.stamp = node.get_clock().now().to_msg()
@@ -117,6 +129,10 @@ def test_camera_to_lowcmd_and_hold_when_the_policy_dies(graph):
         for c in cmds[-20:]:
             assert lowcmd_crc(c) == c.crc
             assert 0.0 <= c.motor_cmd[29].q <= 1.0
+        for side, received in hand_cmds.items():
+            assert len(received) >= 20, f'no HandCmd on /dex3/{side}/cmd'
+            assert [m.mode & 0x0F for m in received[-1].motor_cmd] == list(range(7))
+            assert all(m.kp > 0 for m in received[-1].motor_cmd)
         recent = [q for t, q in commands if t > time.monotonic() - 1.0]
         assert len(recent) > 20, 'the executor is not streaming commands'
         assert any(not np.allclose(recent[0], q) for q in recent), 'commands never move'

@@ -25,12 +25,29 @@ def test_graph_wires_policy_executor_and_bridge():
     assert ('action_chunk', '/policy_node/action_chunk') in ex.remappings
     assert dict(ex.remappings)['joint_command'] == dict(br.remappings)['joint_command']
     assert ex.parameters['auto_enable'] is True            # sim only
-    assert len(ex.parameters['joints']) == 14 and 'hand' not in ' '.join(ex.parameters['joints'])
+    assert len(ex.parameters['joints']) == 28                # both arms and both Dex3 hands
+    assert br.parameters['hands'] == 'both'
     assert br.parameters['control_mode'] == 'lowcmd'
     assert br.parameters['motor_indices'] == list(range(29))
     assert br.parameters['joint_names'][15] == 'left_shoulder_pitch_joint'
     assert max(br.parameters['upper']) < 3.0 and br.parameters['max_velocity'] <= 1.0
     assert _graph()['action_executor'].parameters['auto_enable'] is False   # real robot
+
+
+def test_profile_hand_joints_must_match_the_dex3_wire(tmp_path):
+    profile = yaml.safe_load(Path(PROFILE).read_text())
+    for joint in profile['joints']:       # swap two left-hand wire indices
+        if joint['name'] in ('left_hand_thumb_0_joint', 'left_hand_thumb_1_joint'):
+            joint['motor'] = 1 - joint['motor']
+    path = tmp_path / 'swapped.yaml'
+    path.write_text(yaml.safe_dump(profile))
+    with pytest.raises(ValueError, match='left Dex3 joints must be'):
+        g1_graph(G1Arguments(checkpoint='/c', profile=str(path)))
+    arms_only = yaml.safe_load(Path(PROFILE).read_text())
+    arms_only['policy_joints'] = arms_only['policy_joints'][:14]
+    path.write_text(yaml.safe_dump(arms_only))
+    g = {s.name: s for s in g1_graph(G1Arguments(checkpoint='/c', profile=str(path)))}
+    assert g['g1_bridge'].parameters['hands'] == 'none'
 
 
 @pytest.mark.parametrize('kw, message', [

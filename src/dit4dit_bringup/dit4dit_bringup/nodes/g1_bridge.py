@@ -9,12 +9,19 @@
   (``control_mode``) at ``rate_hz`` from a timer, with the latest command clamped to ``lower`` /
   ``upper`` and moved at most ``max_velocity`` per tick. Joints without a command hold the pose
   measured at enable. ``mode_machine`` is copied from the latest LowState, the CRC is set.
+* Dex3 hands (``hands``: none, left, right or both): ``/dex3/<side>/state`` (``unitree_hg/
+  HandState``) joins ``joint_states`` (the profile's hand joint names, wire order) while it is
+  fresher than ``hand_state_timeout_s``; hand joints in ``joint_command`` go to
+  ``/dex3/<side>/cmd`` (``HandCmd``, clamped to the hand's limits, same velocity cap), each hand
+  held at its pose measured at enable until commanded.
 * Nothing is published before the first LowState, nor before ``~/enable``.
+* LowState watchdog: if no LowState arrives for ``lowstate_timeout_s`` while enabled, the bridge
+  disables itself (arm_sdk: weight ramps down; lowcmd: damping) and logs an error.
 * ``~/enable`` (``std_srvs/Trigger``): latch the measured pose, ramp the arm_sdk weight up
   (``ramp_up_s``) and track new commands. ``~/disable``: freeze the targets and ramp the weight
   down (``ramp_down_s``; in lowcmd mode: damp for ``ramp_down_s``), then stop publishing.
   ``~/estop``: damp every joint (kp = 0, kd > 0; the arm_sdk weight is frozen, never raised) until
-  ``~/enable``.
+  ``~/enable``. Hands: damped on e-stop, released (``stop_hand``) once the bridge is disabled.
 * On SIGINT / SIGTERM ``main`` runs the same ramp down (or damping) before exiting; a second
   signal exits at once.
 """
@@ -24,8 +31,9 @@ import time
 import typing
 
 from dit4dit_bringup.g1_lowcmd import (
+    damp_hand, DEX3_JOINT_NAMES, DEX3_LOWER, DEX3_NUM_MOTORS, DEX3_SIDES, DEX3_UPPER,
     G1_DEFAULT_KD, G1_DEFAULT_KP, G1_JOINT_NAMES, G1_LOWER, G1_UPPER, G1CommandBuilder, MODES,
-    NUM_BODY_MOTORS, rate_limit, WeightRamp)
+    NUM_BODY_MOTORS, rate_limit, stop_hand, WeightRamp)
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
@@ -35,10 +43,11 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Imu, JointState
 from std_srvs.srv import Trigger
-from unitree_hg.msg import LowCmd, LowState
+from unitree_hg.msg import HandCmd, HandState, LowCmd, LowState, MotorCmd
 
 MAX_RATE_HZ = 500.0
 DISABLED, ENABLED, DISABLING, ESTOP = 'disabled', 'enabled', 'disabling', 'estop'
+HANDS = {'none': (), 'left': ('left',), 'right': ('right',), 'both': DEX3_SIDES}
 COMMAND_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
@@ -64,6 +73,12 @@ PARAMETERS = (
     ('ramp_down_s', 3.0, 'arm_sdk weight ramp 1 -> 0 on disable and shutdown [s]; lowcmd: '
      'damping time before publishing stops.'),
     ('imu_frame_id', 'imu_in_pelvis', 'frame_id of the Imu messages (the pelvis IMU).'),
+    ('hands', 'none', 'Dex3 hands to read and command on /dex3/<side>/state|cmd: none, left, '
+     'right or both.'),
+    ('lowstate_timeout_s', 0.1, 'Disable (ramp down / damp) if no LowState arrives for this '
+     'long while enabled [s].'),
+    ('hand_state_timeout_s', 0.5, 'Leave a hand out of joint_states if its HandState is older '
+     'than this [s].'),
 )
 
 
@@ -97,6 +112,14 @@ def validate_parameters(p: dict) -> dict:
     for key in ('ramp_up_s', 'ramp_down_s'):
         if not 0.0 <= p[key] < float('inf'):
             raise ValueError(f'{key} {p[key]} must be >= 0 and finite')
+    for key in ('lowstate_timeout_s', 'hand_state_timeout_s'):
+        if not 0.0 < p[key] < float('inf'):
+            raise ValueError(f'{key} {p[key]} must be > 0 and finite')
+    if p['hands'] not in HANDS:
+        raise ValueError(f'hands {p["hands"]!r}: valid are {", ".join(HANDS)}')
+    clash = [n for side in HANDS[p['hands']] for n in DEX3_JOINT_NAMES[side] if n in names]
+    if clash:
+        raise ValueError(f'hand joints {clash[:3]} are also in joint_names (body motors)')
     return dict(p, joint_names=names, motor_indices=indices, lower=lower, upper=upper, kp=kp,
                 kd=kd)
 
@@ -132,6 +155,18 @@ class G1BridgeNode(Node):
         self.shutdown_requested = False
         self.finished = False
         self.lowcmd = LowCmd()
+        self.lowstate_time = None
+        self.sides = HANDS[p['hands']]
+        for side in self.sides:
+            for i, name in enumerate(DEX3_JOINT_NAMES[side]):
+                self.name_to_slot[name] = (side, i)
+        self.hands = {side: Dex3Channel(side) for side in self.sides}
+        self.hand_pubs = {side: self.create_publisher(HandCmd, f'/dex3/{side}/cmd', COMMAND_QOS)
+                          for side in self.sides}
+        for side in self.sides:
+            self.create_subscription(
+                HandState, f'/dex3/{side}/state',
+                lambda msg, side=side: self.on_hand_state(side, msg), LOWSTATE_QOS)
         self.lowcmd_topic = '/' + self.mode
         self.lowcmd_pub = self.create_publisher(LowCmd, self.lowcmd_topic, COMMAND_QOS)
         self.joint_state_pub = self.create_publisher(JointState, 'joint_states', 10)
@@ -142,9 +177,11 @@ class G1BridgeNode(Node):
         self.create_service(Trigger, '~/disable', self._on_disable)
         self.create_service(Trigger, '~/estop', self._on_estop)
         self.timer = self.create_timer(self.dt, self.tick)
+        hands = f' + Dex3 {p["hands"]}' if self.sides else ''
         self.get_logger().info(
-            f'g1_bridge: {len(self.names)} joints -> {self.lowcmd_topic} at {p["rate_hz"]:.0f} '
-            f'Hz, velocity cap {p["max_velocity"]:.2f} rad/s; waiting for /lowstate and ~/enable')
+            f'g1_bridge: {len(self.names)} joints{hands} -> {self.lowcmd_topic} at '
+            f'{p["rate_hz"]:.0f} Hz, velocity cap {p["max_velocity"]:.2f} rad/s; waiting for '
+            f'/lowstate and ~/enable')
 
     # -- inputs --------------------------------------------------------------------------------
     def on_lowstate(self, msg: LowState):
@@ -152,13 +189,20 @@ class G1BridgeNode(Node):
         motors = msg.motor_state
         self.measured = np.array([motors[i].q for i in range(NUM_BODY_MOTORS)])
         self.mode_machine = int(msg.mode_machine)
+        self.lowstate_time = time.monotonic()
         stamp = self.get_clock().now().to_msg()
-        js = JointState()
+        name = list(self.names)
+        position = [float(motors[i].q) for i in self.indices]
+        velocity = [float(motors[i].dq) for i in self.indices]
+        effort = [float(motors[i].tau_est) for i in self.indices]
+        for hand in self.hands.values():
+            if hand.fresh(self.lowstate_time, self.p['hand_state_timeout_s']):
+                name += DEX3_JOINT_NAMES[hand.side]
+                position += hand.measured.tolist()
+                velocity += hand.velocity.tolist()
+                effort += hand.effort.tolist()
+        js = JointState(name=name, position=position, velocity=velocity, effort=effort)
         js.header.stamp = stamp
-        js.name = self.names
-        js.position = [float(motors[i].q) for i in self.indices]
-        js.velocity = [float(motors[i].dq) for i in self.indices]
-        js.effort = [float(motors[i].tau_est) for i in self.indices]
         self.joint_state_pub.publish(js)
         imu_state = msg.imu_state
         imu = Imu()
@@ -172,6 +216,22 @@ class G1BridgeNode(Node):
         imu.linear_acceleration.x, imu.linear_acceleration.y, imu.linear_acceleration.z = (
             float(acc[0]), float(acc[1]), float(acc[2]))
         self.imu_pub.publish(imu)
+
+    def on_hand_state(self, side: str, msg: HandState):
+        """Store a Dex3 hand's measured joints (refused if it has too few motors or a NaN)."""
+        motors = msg.motor_state
+        if len(motors) < DEX3_NUM_MOTORS:
+            self.get_logger().warn(f'/dex3/{side}/state has {len(motors)} motors, expected '
+                                   f'{DEX3_NUM_MOTORS}', throttle_duration_sec=2.0)
+            return
+        q = np.array([motors[i].q for i in range(DEX3_NUM_MOTORS)], dtype=float)
+        if not np.all(np.isfinite(q)):
+            self.get_logger().warn(f'/dex3/{side}/state has non-finite positions',
+                                   throttle_duration_sec=2.0)
+            return
+        self.hands[side].update(q, [motors[i].dq for i in range(DEX3_NUM_MOTORS)],
+                                [motors[i].tau_est for i in range(DEX3_NUM_MOTORS)],
+                                time.monotonic())
 
     def on_command(self, msg: JointState):
         """Store a joint command (positions by name) while enabled; refuse a malformed one."""
@@ -193,7 +253,11 @@ class G1BridgeNode(Node):
         command = self.command.copy() if self.command is not None else np.full(
             len(self.names), np.nan)
         for name, q in zip(msg.name, msg.position):
-            command[self.name_to_slot[name]] = q
+            slot = self.name_to_slot[name]
+            if isinstance(slot, tuple):
+                self.hands[slot[0]].command[slot[1]] = q
+            else:
+                command[slot] = q
         self.command = command
 
     # -- services ------------------------------------------------------------------------------
@@ -210,6 +274,11 @@ class G1BridgeNode(Node):
         self.output = self.hold.copy()
         self.builder.reset(self.output)
         self.command = None
+        now = time.monotonic()
+        for hand in self.hands.values():
+            if not hand.latch(now, self.p['hand_state_timeout_s']):
+                self.get_logger().warn(f'Dex3 {hand.side}: no fresh /dex3/{hand.side}/state, '
+                                       'the hand is not commanded')
         self.ramp.enable()
         previous, self.state = self.state, ENABLED
         if self.mode == 'arm_sdk':
@@ -229,6 +298,8 @@ class G1BridgeNode(Node):
         """Damp every joint until ~/enable; return a message."""
         self.state = ESTOP
         self.command = None
+        for hand in self.hands.values():
+            hand.command[:] = np.nan
         self.get_logger().error('E-STOP: damping all joints (kp = 0) until ~/enable')
         return 'e-stop: damping'
 
@@ -275,6 +346,12 @@ class G1BridgeNode(Node):
             if self.shutdown_requested:
                 self.finished = True
             return
+        if self.state == ENABLED and time.monotonic() - self.lowstate_time > \
+                self.p['lowstate_timeout_s']:
+            self.get_logger().error(
+                f'no /lowstate for {self.p["lowstate_timeout_s"]:.3f} s: disabling '
+                f'({"ramping the arm_sdk weight down" if self.mode == "arm_sdk" else "damping"})')
+            self._start_disabling(damping=False)
         msg = self.lowcmd
         if self.state == ESTOP:
             self.builder.damp(msg, self.mode_machine, self.ramp.weight, q=self.measured)
@@ -297,6 +374,68 @@ class G1BridgeNode(Node):
             self.output = rate_limit(self.output, self.builder.clamp(target), self.max_step)
             self.builder.fill(msg, self.output, self.mode_machine, weight)
         self.lowcmd_pub.publish(msg)
+        self._tick_hands()
+
+    def _tick_hands(self):
+        """Publish each Dex3 hand's command for this period (after the body's)."""
+        damping = self.state == ESTOP or (self.state == DISABLING and (
+            self.mode == 'lowcmd' or self.damping_disable))
+        for side, hand in self.hands.items():
+            if damping:
+                damp_hand(hand.msg, hand.measured)
+            elif self.state == DISABLED:   # just finished disabling: release once
+                if hand.output is None:
+                    continue
+                hand.output = None
+                stop_hand(hand.msg)
+            elif hand.output is None:
+                continue
+            else:
+                if self.state == ENABLED:
+                    target = np.where(np.isnan(hand.command), hand.hold, hand.command)
+                    hand.output = rate_limit(hand.output, hand.clamp(target), self.max_step)
+                self.builder.fill_hand(hand.msg, hand.output, side)
+            self.hand_pubs[side].publish(hand.msg)
+
+
+class Dex3Channel:
+    """One Dex3 hand: its measured state, the latest command, the pose held and the output."""
+
+    def __init__(self, side: str):
+        """Start with nothing measured or commanded."""
+        self.side = side
+        self.lower, self.upper = DEX3_LOWER[side], DEX3_UPPER[side]
+        self.measured = self.velocity = self.effort = None
+        self.stamp = None
+        self.command = np.full(DEX3_NUM_MOTORS, np.nan)
+        self.hold: typing.Optional[np.ndarray] = None
+        self.output: typing.Optional[np.ndarray] = None
+        self.msg = HandCmd(motor_cmd=[MotorCmd() for _ in range(DEX3_NUM_MOTORS)])
+
+    def update(self, q, dq, tau, stamp: float):
+        """Store a measurement (monotonic ``stamp``)."""
+        self.measured = np.asarray(q, dtype=float)
+        self.velocity = np.asarray(dq, dtype=float)
+        self.effort = np.asarray(tau, dtype=float)
+        self.stamp = stamp
+
+    def fresh(self, now: float, timeout_s: float) -> bool:
+        """Return True if a measurement younger than ``timeout_s`` is stored."""
+        return self.stamp is not None and now - self.stamp <= timeout_s
+
+    def clamp(self, q) -> np.ndarray:
+        """Return hand targets clipped to this hand's limits."""
+        return np.clip(q, self.lower, self.upper)
+
+    def latch(self, now: float, timeout_s: float) -> bool:
+        """Hold the measured pose (enable); return False (and command nothing) if stale."""
+        self.command[:] = np.nan
+        if not self.fresh(now, timeout_s):
+            self.hold = self.output = None
+            return False
+        self.hold = self.clamp(self.measured)
+        self.output = self.hold.copy()
+        return True
 
 
 def main(args=None):
