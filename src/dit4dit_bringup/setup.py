@@ -27,6 +27,7 @@ setup(
         'console_scripts': [
             'run_graph = dit4dit_bringup.run_graph:main',
             'g1_bridge = dit4dit_bringup.nodes.g1_bridge:main',
+            'command_ghost = dit4dit_bringup.nodes.command_ghost:main',
         ],
     },
 )

@@ -10,6 +10,7 @@ import typing
 
 CONTROL_MODES = ('arm_sdk', 'lowcmd')
 HARDWARE = ('real', 'sim')
+STRATEGIES = ('replace', 'crossfade', 'rtc')    # dit4dit_policy.runtime.chunk_executor's registry
 
 
 @dataclass
@@ -19,13 +20,16 @@ class NodeSpec:
     package: str
     executable: str                 # ros2 run / launch executable
     name: str
-    node_class: str                 # 'module:Class' for in-process composition
+    node_class: str                 # 'module:Class' for in-process composition; '' (C++ node):
+    #                                 ros2 launch / ros2 run only
     parameters: typing.Dict[str, typing.Any] = field(default_factory=dict)
     remappings: typing.List[typing.Tuple[str, str]] = field(default_factory=list)
 
+    namespace: str = ''
+
     @property
     def module(self) -> str:
-        """Return the module that runs this node as a process (``python -m``)."""
+        """Return the module that runs this node as a process (``python -m``), or ''."""
         return self.node_class.split(':')[0]
 
 
@@ -44,6 +48,8 @@ class G1Arguments:
     control_rate_hz: float = 250.0
     strategy: str = 'crossfade'
     policy_timeout_s: float = 0.5
+    imagine_every_n_chunks: int = 0
+    urdf: str = ''
     rviz: bool = False
 
     def __post_init__(self):
@@ -55,6 +61,10 @@ class G1Arguments:
                              f'{", ".join(CONTROL_MODES)}')
         if self.hardware not in HARDWARE:
             raise ValueError(f'hardware {self.hardware!r}: valid are {", ".join(HARDWARE)}')
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f'strategy {self.strategy!r}: valid are {", ".join(STRATEGIES)}')
+        if self.imagine_every_n_chunks < 0:
+            raise ValueError('imagine_every_n_chunks must be >= 0')
 
 
 DESCRIPTIONS = {
@@ -69,6 +79,10 @@ DESCRIPTIONS = {
     'control_rate_hz': 'executor and bridge rate [Hz]',
     'strategy': 'chunk transition strategy: replace, crossfade or rtc',
     'policy_timeout_s': 'executor holds if the policy sends no chunk for this long',
+    'imagine_every_n_chunks': 'publish the imagined future for rviz after every n-th chunk '
+                              '(0: off; slows the policy)',
+    'urdf': 'G1 URDF file: robot_state_publisher for the measured robot and the commanded '
+            'ghost in rviz (empty: no robot model)',
     'rviz': 'start rviz2 with the dit4dit view',
 }
 
@@ -88,7 +102,9 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
                  'dit4dit_policy.nodes.policy_node:PolicyNode',
                  {'checkpoint': args.checkpoint, 'device': args.device,
                   'camera_topics': [args.camera_topic], 'compressed': args.compressed,
-                  'joint_states_topic': '/joint_states', 'instruction': args.instruction}),
+                  'joint_states_topic': '/joint_states', 'instruction': args.instruction,
+                  'rtc_inpainting': args.strategy == 'rtc',
+                  'imagine_every_n_chunks': args.imagine_every_n_chunks}),
         NodeSpec('dit4dit_policy', 'action_executor', 'action_executor',
                  'dit4dit_policy.nodes.action_executor:ActionExecutorNode',
                  {'profile': args.profile, 'joints': list(profile.policy_joints),
@@ -108,7 +124,32 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
                   'max_velocity': float(vel.max()), 'hands': hands},
                  [('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command')]),
     ]
+    if args.urdf:
+        nodes += robot_model_nodes(args.urdf)
     return nodes
+
+
+def robot_model_nodes(urdf: str) -> typing.List[NodeSpec]:
+    """Return robot_state_publisher for the measured robot and, fed by the ghost, the commanded."""
+    from pathlib import Path
+
+    path = Path(urdf).expanduser()
+    if not path.is_file():
+        raise ValueError(f'urdf {urdf!r} is not a file')
+    description = path.read_text()
+    return [
+        NodeSpec('robot_state_publisher', 'robot_state_publisher', 'robot_state_publisher', '',
+                 {'robot_description': description},
+                 [('joint_states', '/joint_states')]),
+        NodeSpec('dit4dit_bringup', 'command_ghost', 'command_ghost',
+                 'dit4dit_bringup.nodes.command_ghost:CommandGhostNode', {},
+                 [('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command'),
+                  ('commanded_joint_states', '/commanded/joint_states')]),
+        NodeSpec('robot_state_publisher', 'robot_state_publisher',
+                 'robot_state_publisher_commanded', '',
+                 {'robot_description': description, 'frame_prefix': 'commanded/'},
+                 [('joint_states', '/commanded/joint_states')], namespace='commanded'),
+    ]
 
 
 def dex3_sides(profile) -> typing.Tuple[str, ...]:

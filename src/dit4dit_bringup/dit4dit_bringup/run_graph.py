@@ -12,6 +12,7 @@ on SIGINT/SIGTERM.
 
 import argparse
 import dataclasses
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def parse_arguments(items) -> G1Arguments:
 def ros_arguments(spec, params_file=None):
     """Return the --ros-args list that applies a NodeSpec's name and remappings."""
     args = ['--ros-args', '-r', f'__node:={spec.name}']
+    if spec.namespace:
+        args += ['-r', f'__ns:=/{spec.namespace.strip("/")}']
     for src, dst in spec.remappings:
         args += ['-r', f'{src}:={dst}']
     if params_file:
@@ -68,6 +71,10 @@ def run_in_process(specs, grace_s=6.0):
     nodes, executor, deadline = [], MultiThreadedExecutor(), None
     try:
         for spec in specs:
+            if not spec.node_class:
+                print(f'run_graph: {spec.package}/{spec.executable} ({spec.name}) is not a Python '
+                      'node: start it with ros2 run / ros2 launch', flush=True)
+                continue
             module, cls = spec.node_class.split(':')
             node_cls = getattr(importlib.import_module(module), cls)
             overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
@@ -102,9 +109,17 @@ def run_processes(specs):
         for spec in specs:
             params = f'{tmp}/{spec.name}.yaml'
             with open(params, 'w') as f:
-                yaml.safe_dump({spec.name: {'ros__parameters': spec.parameters}}, f)
-            procs.append(subprocess.Popen(
-                [sys.executable, '-m', spec.module, *ros_arguments(spec, params)]))
+                # one file per process: '/**' matches the node whatever its namespace
+                yaml.safe_dump({'/**': {'ros__parameters': spec.parameters}}, f)
+            if spec.module:
+                command = [sys.executable, '-m', spec.module]
+            elif shutil.which('ros2'):
+                command = ['ros2', 'run', spec.package, spec.executable]
+            else:
+                print(f'run_graph: skipping {spec.name}: {spec.package} is not a Python node and '
+                      'ros2 is not installed', flush=True)
+                continue
+            procs.append(subprocess.Popen([*command, *ros_arguments(spec, params)]))
         stop = {'signal': False}
 
         def on_signal(*_):

@@ -18,11 +18,13 @@ def _setup(context):
     values = {}
     for f in dataclasses.fields(G1Arguments):
         text = context.launch_configurations[f.name]
-        values[f.name] = (text.lower() == 'true') if f.type in (bool, 'bool') else (
-            f.type(text) if f.type in (float, 'float') else text)
+        kinds = {'bool': bool, 'int': int, 'float': float}
+        kind = f.type if isinstance(f.type, type) else kinds.get(f.type, str)
+        values[f.name] = (text.lower() == 'true') if kind is bool else kind(text)
     args = G1Arguments(**values)
     actions = [Node(package=s.package, executable=s.executable, name=s.name,
-                    parameters=[s.parameters], remappings=s.remappings, output='screen')
+                    namespace=s.namespace or None, parameters=[s.parameters],
+                    remappings=s.remappings, output='screen')
                for s in g1_graph(args)]
     if args.rviz:
         from ament_index_python.packages import get_package_share_directory
@@ -36,12 +38,14 @@ def generate_launch_description():
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-    from dit4dit_bringup.graph import CONTROL_MODES, DESCRIPTIONS, G1Arguments, HARDWARE
+    from dit4dit_bringup.graph import (
+        CONTROL_MODES, DESCRIPTIONS, G1Arguments, HARDWARE, STRATEGIES)
 
     declared = []
     for f in dataclasses.fields(G1Arguments):
         default = f.default
-        choices = {'control_mode': CONTROL_MODES, 'hardware': HARDWARE}.get(f.name)
+        choices = {'control_mode': CONTROL_MODES, 'hardware': HARDWARE,
+                   'strategy': STRATEGIES}.get(f.name)
         declared.append(DeclareLaunchArgument(
             f.name, default_value=str(default).lower() if isinstance(default, bool)
             else str(default), description=DESCRIPTIONS[f.name],

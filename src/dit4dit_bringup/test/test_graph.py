@@ -32,6 +32,8 @@ def test_graph_wires_policy_executor_and_bridge():
     assert br.parameters['joint_names'][15] == 'left_shoulder_pitch_joint'
     assert max(br.parameters['upper']) < 3.0 and br.parameters['max_velocity'] <= 1.0
     assert _graph()['action_executor'].parameters['auto_enable'] is False   # real robot
+    assert g['policy_node'].parameters['rtc_inpainting'] is False
+    assert _graph(strategy='rtc')['policy_node'].parameters['rtc_inpainting'] is True
 
 
 def test_profile_hand_joints_must_match_the_dex3_wire(tmp_path):
@@ -53,6 +55,7 @@ def test_profile_hand_joints_must_match_the_dex3_wire(tmp_path):
 @pytest.mark.parametrize('kw, message', [
     ({'control_mode': 'position'}, 'valid are arm_sdk, lowcmd'),
     ({'hardware': 'gazebo'}, 'valid are real, sim'),
+    ({'strategy': 'blend'}, 'valid are replace, crossfade, rtc'),
 ])
 def test_invalid_arguments_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -100,5 +103,35 @@ def test_launch_file_declares_every_argument(monkeypatch):
     assert set(declared) == fields
     assert declared['control_mode'][2] == ['arm_sdk', 'lowcmd']
     assert declared['hardware'][2] == ['real', 'sim']
+    assert declared['strategy'][2] == ['replace', 'crossfade', 'rtc']
     assert declared['rviz'][0] == 'false' and all(d[1] for d in declared.values())
     assert description.entities[-1][0] == 'opaque'
+
+
+def test_strategy_choices_match_the_executor_registry():
+    from dit4dit_bringup.graph import STRATEGIES
+    from dit4dit_policy.runtime.chunk_executor import STRATEGIES as REGISTRY
+    assert set(STRATEGIES) == set(REGISTRY)
+
+
+def test_urdf_adds_the_measured_robot_and_the_commanded_ghost(tmp_path):
+    urdf = tmp_path / 'g1.urdf'
+    urdf.write_text('<robot name="g1"><link name="pelvis"/></robot>')
+    g = _graph(urdf=str(urdf))
+    assert g['robot_state_publisher'].parameters['robot_description'].startswith('<robot')
+    assert g['robot_state_publisher'].node_class == ''          # C++: launch / ros2 run only
+    ghost = g['robot_state_publisher_commanded']
+    assert ghost.namespace == 'commanded' and ghost.parameters['frame_prefix'] == 'commanded/'
+    assert ros_arguments(ghost)[3:5] == ['-r', '__ns:=/commanded']
+    assert dict(g['command_ghost'].remappings)['commanded_joint_states'] == \
+        '/commanded/joint_states'
+    with pytest.raises(ValueError, match='is not a file'):
+        _graph(urdf=str(tmp_path / 'missing.urdf'))
+
+
+def test_ghost_merges_commanded_joints_into_the_measured_state():
+    from dit4dit_bringup.nodes.command_ghost import merge
+    from sensor_msgs.msg import JointState
+    measured = JointState(name=['a', 'b', 'c'], position=[1.0, 2.0, 3.0])
+    out = merge(measured, JointState(name=['c', 'a'], position=[30.0, 10.0]))
+    assert list(out.name) == ['a', 'b', 'c'] and list(out.position) == [10.0, 2.0, 30.0]

@@ -92,9 +92,25 @@ class PolicyRunner:
             raise ObservationError('no task instruction')
 
     @torch.no_grad()
-    def predict(self, obs: Observation, seed: typing.Optional[int] = None) -> Prediction:
-        """Return the raw action chunk for ``obs``; deterministic when ``seed`` is given."""
+    def predict(self, obs: Observation, seed: typing.Optional[int] = None,
+                guide=None) -> Prediction:
+        """
+        Return the raw action chunk for ``obs``; deterministic when ``seed`` is given.
+
+        ``guide`` (``runtime.inpainting.Guide``: raw actions [G, D] and weights [G]) makes the
+        chunk's first actions reproduce the ones already being executed (real-time chunking).
+        """
         self.validate(obs)
+        guide_actions = guide_weights = None
+        if guide is not None and len(guide.weights):
+            raw = np.asarray(guide.actions, dtype=np.float64)
+            if raw.ndim != 2 or raw.shape[1] != self.normalizer.raw_action_dim or \
+                    not np.all(np.isfinite(raw)):
+                raise ObservationError(f'guide actions have shape {raw.shape}, expected '
+                                       f'(G, {self.normalizer.raw_action_dim}) finite')
+            guide_actions = torch.from_numpy(self.normalizer.normalize_actions(raw))[None]
+            guide_actions = guide_actions.to(self.device)
+            guide_weights = torch.as_tensor(np.asarray(guide.weights, np.float32))
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(seed)
@@ -114,7 +130,8 @@ class PolicyRunner:
         features = self.model.feature_pass(cond, mask, text, generator=gen)
         _sync(self.device)
         t3 = time.perf_counter()
-        actions = self.model.sample_actions(features, state, generator=gen)
+        actions = self.model.sample_actions(features, state, generator=gen, guide=guide_actions,
+                                            guide_weights=guide_weights)
         _sync(self.device)
         t4 = time.perf_counter()
         raw = self.normalizer.unnormalize_actions(actions[0].float().cpu().numpy())
@@ -122,3 +139,24 @@ class PolicyRunner:
         timings = {'instruction': t1 - t0, 'encode': t2 - t1, 'video': t3 - t2,
                    'action': t4 - t3 + (t5 - t4), 'total': t5 - t0}
         return Prediction(actions=raw.astype(np.float32), timings=timings)
+
+    @torch.no_grad()
+    def imagine(self, obs: Observation, steps: int = 10,
+                seed: typing.Optional[int] = None) -> np.ndarray:
+        """
+        Return the imagined future [T, H, W, 3] uint8 (frame 0 is the observation) for ``obs``.
+
+        Runs the full video sampler and the decoder: for visualisation only, many times the cost
+        of a query; the action path never needs it.
+        """
+        self.validate(obs)
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+        text = self.instructions.get(obs.instruction)[None].to(self.device, self.dtype)
+        views = [torch.from_numpy(np.array(img, dtype=np.uint8))[None, None].to(self.device)
+                 for img in obs.images]
+        frame = to_model_frames(views, self.config.video.image_size)
+        clip = self.model.imagine(frame, text, steps=steps, generator=gen)[0].float()
+        rgb = ((clip.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)     # [3, T, H, W]
+        return rgb.permute(1, 2, 3, 0).cpu().numpy()

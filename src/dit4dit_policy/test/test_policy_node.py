@@ -22,11 +22,16 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture
-def node(checkpoint):
+def params():
+    return {}
+
+
+@pytest.fixture
+def node(checkpoint, params):
     from dit4dit_policy.nodes.policy_node import PolicyNode
     rclpy.init()
-    node = PolicyNode(parameter_overrides=[
-        Parameter('checkpoint', value=str(checkpoint)), Parameter('seed', value=3)])
+    params = {'checkpoint': str(checkpoint), 'seed': 3, **params}
+    node = PolicyNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     node.published = []
     node.chunk_pub.publish = node.published.append
     node.statuses = []
@@ -118,3 +123,66 @@ def test_callbacks_only_store(node):
     assert time.monotonic() - t < 0.05
     assert _wait(lambda: node.published)
     assert calls and all(name == 'policy_worker' for name in calls)
+
+
+def _positions(chunk):
+    return np.array([p.positions for p in chunk.points])
+
+
+@pytest.mark.parametrize('params', [{'rtc_inpainting': True, 'rtc_max_deviation': 10.0,
+                                     'rtc_soft_actions': 2}])
+def test_rtc_inpainting_reproduces_the_actions_being_executed(node):
+    _set_task(node, 'reach')
+    node._on_joints(_joints(node))
+    first_image = _image(node)
+    node._on_image(0, first_image)
+    assert _wait(lambda: len(node.published) == 1), node.message
+    assert node.last_guide is None                              # nothing executed yet
+    first = _positions(node.published[0])
+    node._on_joints(_joints(node))
+    node._on_image(0, _image(node))
+    assert _wait(lambda: len(node.published) == 2), node.message
+    second = node.published[1]
+    guide = node.last_guide
+    assert guide is not None and guide.frozen >= 1
+    offset = (_ns(second.header.stamp) - _ns(first_image.header.stamp)) * 1e-9 / 0.05
+    for k in range(guide.frozen):                               # frozen: the previous plan
+        index = offset + k
+        lo = int(np.floor(index))
+        expected = first[lo] + (index - lo) * (first[min(lo + 1, 7)] - first[lo])
+        assert _positions(second)[k] == pytest.approx(expected, abs=1e-5)
+    _set_task(node, 'another task')                             # a new task: no guide
+    node._on_joints(_joints(node))
+    node._on_image(0, _image(node))
+    assert _wait(lambda: len(node.published) == 3)
+    assert node.last_guide is None
+
+
+@pytest.mark.parametrize('params', [{'rtc_inpainting': True, 'rtc_max_deviation': 1e-6}])
+def test_rtc_inpainting_is_skipped_when_the_joints_left_the_previous_chunk(node):
+    _set_task(node, 'reach')
+    for count in (1, 2):
+        node._on_joints(_joints(node))
+        node._on_image(0, _image(node))
+        assert _wait(lambda: len(node.published) == count), node.message
+        assert node.last_guide is None
+
+
+def _ns(stamp):
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+@pytest.mark.parametrize('params', [{'imagine_every_n_chunks': 2, 'imagine_steps': 2}])
+def test_imagined_future_is_published_every_n_chunks(node):
+    imagined = []
+    node.imagined_pub.publish = imagined.append
+    _set_task(node, 'reach')
+    for count in (1, 2, 3):
+        node._on_joints(_joints(node))
+        node._on_image(0, _image(node))
+        assert _wait(lambda: len(node.published) == count), node.message
+    assert _wait(lambda: len(imagined) == 1)
+    msg = imagined[0]
+    v = node.runner.config.video
+    assert msg.encoding == 'rgb8' and msg.header.stamp == node.published[1].header.stamp
+    assert (msg.height, msg.width) == (v.frame_size[0], v.frame_size[1] * len(v.frame_indices))

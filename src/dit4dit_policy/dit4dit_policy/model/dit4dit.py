@@ -148,16 +148,41 @@ class DiT4DiT(nn.Module):
         return self.compute_loss(clip, state, actions, action_mask, text)
 
     @torch.no_grad()
-    def sample_actions(self, features, state, generator=None, steps=None):
-        """Return [B, H, action_dim] actions in [-1, 1] by K Euler steps from noise."""
+    def sample_actions(self, features, state, generator=None, steps=None, guide=None,
+                       guide_weights=None):
+        """
+        Return [B, H, action_dim] actions in [-1, 1] by K Euler steps from noise.
+
+        ``guide`` [B, G, action_dim] (normalised, G <= H) with ``guide_weights`` [G] in [0, 1]
+        inpaints the first G actions (real-time chunking): before every step they are pulled to
+        the guide's point on the same noise path, x = (1 - tau) guide + tau noise, by their
+        weight, and set to it at the end; weight 1 reproduces the guide exactly.
+        """
         cfg = self.config.action
         b = features.shape[0]
         a = torch.randn((b, cfg.chunk_size, cfg.action_dim), generator=generator,
                         device=features.device)
+        g, w = 0, None
+        if guide is not None:
+            g = guide.shape[1]
+            if guide.shape != (b, g, cfg.action_dim) or not 0 < g <= cfg.chunk_size:
+                raise ValueError(f'guide must be [{b}, 1..{cfg.chunk_size}, {cfg.action_dim}], '
+                                 f'got {tuple(guide.shape)}')
+            w = torch.as_tensor(guide_weights, dtype=a.dtype, device=a.device).flatten()
+            if w.numel() != g or not bool(((w >= 0) & (w <= 1)).all()):
+                raise ValueError(f'guide_weights must be {g} values in [0, 1]')
+            w = w.reshape(1, g, 1)
+            guide = guide.to(a.dtype)
+            noise = a[:, :g].clone()
         taus, dt = euler_schedule(steps or cfg.num_inference_steps)
         for tau in taus:
+            if g:
+                known = (1 - tau) * guide + tau * noise
+                a[:, :g] = w * known + (1 - w) * a[:, :g]
             v = self.action(a, torch.full((b,), tau, device=a.device), state, features)
             a = a - dt * v.float()
+        if g:
+            a[:, :g] = w * guide + (1 - w) * a[:, :g]
         return a.clamp(-1.0, 1.0)
 
     @torch.no_grad()

@@ -7,6 +7,16 @@ observation into a query (``dit4dit_policy.inference.PolicyRunner``) and publish
 observation was taken), points spaced by the training data's action period. Stale or malformed
 observations (wrong encoding or size, NaN joints, missing joint names) are refused with a
 throttled log, counted, and shown in ``dit4dit_msgs/PolicyStatus`` and on ``/diagnostics``.
+
+With ``rtc_inpainting`` (use it with the executor's ``rtc`` strategy) each chunk is sampled with
+its first actions inpainted on the previous chunk's, those the executor follows while this one is
+computed (``runtime.inpainting``). The guide is dropped when the measured joints have left the
+previous chunk by more than ``rtc_max_deviation`` (the executor held, or a new episode began).
+
+With ``imagine_every_n_chunks`` > 0 the worker also renders the video DiT's imagined future after
+every n-th chunk and publishes it on ``~/imagined`` (``sensor_msgs/Image`` rgb8, the frames side by
+side, stamped like the chunk): for rviz and debugging; it delays the next query by a full video
+sampling run.
 """
 
 import threading
@@ -23,8 +33,9 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from .spin import declare_parameters, run_node
-from ..image_codec import compressed_to_rgb, image_to_rgb, ImageFormatError
+from ..image_codec import compressed_to_rgb, image_to_rgb, ImageFormatError, rgb_to_image_fields
 from ..inference import Observation, ObservationError, PolicyRunner
+from ..runtime.inpainting import InpaintingConfig, PrefixPlanner
 
 PARAMETERS = (
     ('checkpoint', '', 'Checkpoint directory (dit4dit_policy.model.checkpoint).'),
@@ -41,6 +52,15 @@ PARAMETERS = (
     ('query_period_s', 0.0, 'Minimum time between queries (0: as fast as inference allows).'),
     ('instruction', '', 'Initial task instruction (SetTask service changes it).'),
     ('seed', -1, 'Seed for deterministic sampling (-1: random).'),
+    ('rtc_inpainting', False, 'Inpaint each chunk on the actions executed while it is computed '
+     '(real-time chunking; pair with the executor strategy rtc).'),
+    ('rtc_soft_actions', 4, 'Actions after the frozen prefix whose inpainting weight falls to 0.'),
+    ('rtc_latency_margin_s', 0.02, 'Added to the measured latency when freezing actions [s].'),
+    ('imagine_every_n_chunks', 0, 'Publish the imagined future frames on ~/imagined after every '
+     'n-th chunk (0: never; costs a full video sampling run each time).'),
+    ('imagine_steps', 10, 'Euler steps of the imagined-future video sampler.'),
+    ('rtc_max_deviation', 0.15, 'No inpainting when a measured action joint is further than '
+     'this from the previous chunk at the observation time [joint units].'),
 )
 
 
@@ -69,6 +89,9 @@ class PolicyNode(Node):
         self.action_joints, self.state_joints, self.p = actions, state, p
         fps = self.runner.manifest.get('extra', {}).get('fps') or 30.0
         self.action_period = p['action_period_s'] or 1.0 / float(fps)
+        self.planner = PrefixPlanner(self.runner.config.action.chunk_size, InpaintingConfig(
+            soft_actions=p['rtc_soft_actions'], latency_margin_s=p['rtc_latency_margin_s']))
+        self.last_guide = None
         self._lock = threading.Lock()
         self._images = [None] * views
         self._joints = None
@@ -87,6 +110,9 @@ class PolicyNode(Node):
         self.chunk_pub = self.create_publisher(JointTrajectory, '~/action_chunk', 10)
         self.status_pub = self.create_publisher(PolicyStatus, '~/status', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        if p['imagine_every_n_chunks'] < 0 or p['imagine_steps'] < 1:
+            raise ValueError('imagine_every_n_chunks must be >= 0 and imagine_steps >= 1')
+        self.imagined_pub = self.create_publisher(Image, '~/imagined', 1)
         self.create_service(SetTask, '~/set_task', self._on_set_task)
         self.create_timer(0.5, self.publish_status)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -112,6 +138,7 @@ class PolicyNode(Node):
         with self._lock:
             response.previous_instruction = self._instruction
             self._instruction = text
+            self.planner.reset()     # a new task: the old plan must not shape the new one
         response.success = True
         response.message = f'instruction set to {text!r}' if text else 'instruction cleared'
         self.get_logger().info(response.message)
@@ -159,11 +186,45 @@ class PolicyNode(Node):
             rgb = [compressed_to_rgb(m) if self.p['compressed'] else image_to_rgb(m)
                    for m in images]
             state = _pick(joints, self.state_joints)
+            guide = self._guide(stamp_ns * 1e-9, joints)
             pred = self.runner.predict(Observation(rgb, state, instruction),
-                                       seed=None if self.p['seed'] < 0 else self.p['seed'])
+                                       seed=None if self.p['seed'] < 0 else self.p['seed'],
+                                       guide=guide)
         except (ImageFormatError, ObservationError, KeyError) as exc:
             return self._refuse(f'observation refused: {exc}')
+        self.last_guide = guide
         self._publish_chunk(pred.actions, images[0].header.stamp, now_ns, pred.timings)
+        self.planner.remember(stamp_ns * 1e-9, self.action_period, pred.actions, self.last_age)
+        every = self.p['imagine_every_n_chunks']
+        if every and self.chunk_index % every == 0:
+            self._publish_imagined(Observation(rgb, state, instruction), images[0].header.stamp)
+
+    def _publish_imagined(self, obs, stamp):
+        frames = self.runner.imagine(obs, steps=self.p['imagine_steps'])
+        msg = Image(**rgb_to_image_fields(np.concatenate(list(frames), axis=1)))
+        msg.header.stamp = stamp
+        msg.header.frame_id = 'imagined_future'
+        self.imagined_pub.publish(msg)
+
+    def _guide(self, stamp_s, joints):
+        """Return the inpainting guide for this query, or None."""
+        if not self.p['rtc_inpainting']:
+            return None
+        guide = self.planner.guide(stamp_s)
+        if guide is None:
+            return None
+        try:
+            measured = _pick(joints, self.action_joints)
+        except KeyError:      # actions are not joint positions we can compare with
+            return guide
+        deviation = float(np.max(np.abs(guide.actions[0] - measured)))
+        if not deviation <= self.p['rtc_max_deviation']:     # NaN included
+            self.get_logger().info(
+                f'inpainting skipped: joints are {deviation:.3f} from the previous chunk',
+                throttle_duration_sec=5.0)
+            self.planner.reset()
+            return None
+        return guide
 
     def _publish_chunk(self, actions, stamp, now_ns, timings):
         msg = JointTrajectory()
