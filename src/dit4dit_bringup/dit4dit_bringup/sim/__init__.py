@@ -1,0 +1,21 @@
+"""
+Simulated environments behind ``sim_bridge``, ROS-free, chosen by name from ``ENVIRONMENTS``.
+
+``g1_tabletop`` (MuJoCo, the G1 with Dex3 hands at a table with coloured cubes). Backends are
+imported only when made: MuJoCo is not needed by anything else in the suite.
+"""
+
+import importlib
+
+ENVIRONMENTS = {
+    'g1_tabletop': ('dit4dit_bringup.sim.g1_tabletop', 'G1Tabletop', 'TabletopConfig'),
+}
+
+
+def make_env(name: str, **config):
+    """Return the environment ``name`` built with its config dataclass from ``config``."""
+    if name not in ENVIRONMENTS:
+        raise ValueError(f'unknown environment {name!r}; valid: {", ".join(ENVIRONMENTS)}')
+    module, env_class, config_class = ENVIRONMENTS[name]
+    module = importlib.import_module(module)
+    return getattr(module, env_class)(getattr(module, config_class)(**config))
