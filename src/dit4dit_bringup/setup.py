@@ -28,6 +28,7 @@ setup(
             'run_graph = dit4dit_bringup.run_graph:main',
             'g1_bridge = dit4dit_bringup.nodes.g1_bridge:main',
             'command_ghost = dit4dit_bringup.nodes.command_ghost:main',
+            'sim_bridge = dit4dit_bringup.nodes.sim_bridge:main',
         ],
     },
 )

@@ -185,6 +185,8 @@ class G1Tabletop:
     """The environment (see the module docstring); one episode at a time."""
 
     name = 'g1_tabletop'
+    tasks = TASKS
+    held_out_seeds = HELD_OUT_SEEDS
 
     def __init__(self, config: typing.Optional[TabletopConfig] = None):
         """Compile the scene (about 2 s) and create the head-camera renderer lazily."""
@@ -305,6 +307,11 @@ class G1Tabletop:
     def tip_position(self, side: str) -> np.ndarray:
         """Return the world position of a hand's finger tips (between index and middle)."""
         return self.data.site(f'{side}_tip').xpos.copy()
+
+    def objects(self) -> typing.Dict[str, typing.Tuple[np.ndarray, tuple, float]]:
+        """Return each object's name -> (position, rgb colour, edge length) for markers."""
+        return {f'{c}_cube': (self.cube_position(c), rgb, 2 * CUBE_HALF)
+                for c, rgb in COLOURS.items()}
 
     def cube_position(self, colour: str) -> np.ndarray:
         """Return the world position of a cube's centre."""

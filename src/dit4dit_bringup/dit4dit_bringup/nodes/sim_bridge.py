@@ -1,0 +1,289 @@
+"""
+``sim_bridge``: a simulated environment behind the same topics as the robot side.
+
+* ``joint_states`` (``sensor_msgs/JointState``, every joint, at ``joint_state_rate_hz``) and
+  ``camera/image_raw`` (``sensor_msgs/Image`` rgb8, at ``camera_fps`` of simulated time).
+* ``joint_command`` (``sensor_msgs/JointState``, positions by name): position targets, applied
+  while an episode runs; a message with an unknown name or a non-finite value is refused whole.
+* Episodes: ``~/reset`` (``dit4dit_msgs/ResetEpisode``: initial state i of ``split``, optional
+  task) starts one; ``~/set_task`` (``dit4dit_msgs/SetTask``, a task id such as ``push``) switches
+  the task for the next reset. Every start and end is a ``dit4dit_msgs/EpisodeEvent`` on
+  ``episode_event`` (SUCCESS once the task has held for ``success_hold_s``, FAILURE at the time
+  limit, ABORT when a reset cuts an episode short) and the instruction goes to ``task``
+  (``std_msgs/String``, transient local). With ``auto_reset`` the next initial state starts
+  ``pause_s`` after an end, until ``max_episodes`` (0: no limit); ``finished`` then turns True.
+* ``~/objects`` (``visualization_msgs/MarkerArray``): the objects' poses (rviz, scripted experts).
+* Time: each tick advances the simulation by the wall time elapsed times ``real_time_factor``
+  (at most ``max_step_s``) and publishes it on ``/clock``; stamps are that clock. With a factor
+  other than 1, run every node with ``use_sim_time:=true``.
+
+The environment is ROS-free (``dit4dit_bringup.sim``); this node converts and schedules only.
+"""
+
+import time
+
+from builtin_interfaces.msg import Time
+from dit4dit_msgs.msg import EpisodeEvent
+from dit4dit_msgs.srv import ResetEpisode, SetTask
+from dit4dit_policy.image_codec import rgb_to_image_fields
+from dit4dit_policy.nodes.spin import declare_parameters, run_node
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..sim import make_env
+
+SPLITS = ('train', 'held_out')
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+PARAMETERS = (
+    ('environment', 'g1_tabletop', 'Environment backend (dit4dit_bringup.sim.ENVIRONMENTS).'),
+    ('task', 'reach', 'Task id of the environment (g1_tabletop: reach, push).'),
+    ('render_height', 128, 'Camera image height [px].'),
+    ('render_width', 128, 'Camera image width [px].'),
+    ('camera_fps', 15.0, 'Camera rate in simulated time [Hz].'),
+    ('joint_state_rate_hz', 100.0, 'joint_states rate in simulated time [Hz].'),
+    ('real_time_factor', 1.0, 'Simulated seconds per wall second (not 1: set use_sim_time).'),
+    ('max_step_s', 0.05, 'Largest advance per tick [s]; slow ticks are not caught up.'),
+    ('split', 'held_out', 'Initial states: train (seed = index) or held_out (the fixed set).'),
+    ('auto_reset', True, 'Start the next initial state after each end (else wait for ~/reset).'),
+    ('first_index', 0, 'Initial state index of the first automatic episode.'),
+    ('max_episodes', 0, 'Stop starting episodes after this many (0: no limit).'),
+    ('pause_s', 0.5, 'Simulated pause between an end and the next automatic start [s].'),
+    ('success_hold_s', 0.2, 'The task must hold this long before SUCCESS is declared [s].'),
+)
+
+
+def episode_seed(split: str, index: int, held_out_seeds) -> int:
+    """Return the environment seed of initial state ``index`` of ``split`` (ValueError if none)."""
+    if split == 'held_out':
+        if not 0 <= index < len(held_out_seeds):
+            raise ValueError(f'held-out initial state {index} out of range '
+                             f'(0..{len(held_out_seeds) - 1})')
+        return int(held_out_seeds[index])
+    if not 0 <= index < min(held_out_seeds):
+        raise ValueError(f'training initial state {index} out of range')
+    return int(index)
+
+
+class SimBridgeNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, **kwargs):
+        """Declare and validate parameters, build the environment, wire topics and services."""
+        super().__init__('sim_bridge', **kwargs)
+        p = self.p = declare_parameters(self, PARAMETERS)
+        if p['split'] not in SPLITS:
+            raise ValueError(f'split {p["split"]!r}: valid are {", ".join(SPLITS)}')
+        for key in ('camera_fps', 'joint_state_rate_hz', 'real_time_factor', 'max_step_s'):
+            if not 0.0 < p[key] < float('inf'):
+                raise ValueError(f'{key} {p[key]} must be > 0 and finite')
+        self.env = make_env(p['environment'], task=p['task'],
+                            render_size=(p['render_height'], p['render_width']))
+        self.held_out, self.tasks = self.env.held_out_seeds, self.env.tasks
+        self.joint_names = list(self.env.joint_names)
+        self.image_pub = self.create_publisher(Image, 'camera/image_raw', 5)
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
+        self.event_pub = self.create_publisher(EpisodeEvent, 'episode_event', 10)
+        self.task_pub = self.create_publisher(String, 'task', LATCHED)
+        self.objects_pub = self.create_publisher(MarkerArray, '~/objects', 5)
+        self.clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self.create_subscription(JointState, 'joint_command', self.on_command, 10)
+        self.create_service(ResetEpisode, '~/reset', self._on_reset)
+        self.create_service(SetTask, '~/set_task', self._on_set_task)
+        self.clock_ns = self.get_clock().now().nanoseconds
+        self.episode_index = -1
+        self.running = False
+        self.state_index = -1
+        self.next_index = p['first_index']
+        self.next_start_ns = self.clock_ns if p['auto_reset'] else None
+        self.success_since = None
+        self.next_camera_t = self.next_joint_t = 0.0
+        self.finished = False
+        self.results = []            # (initial_state_index, success) per finished episode
+        self._wall = time.monotonic()
+        self._debt = 0.0
+        self.physics_dt = float(self.env.config.physics_dt)
+        self.create_timer(0.005, self.tick)
+        self.get_logger().info(
+            f'sim_bridge: {p["environment"]}/{p["task"]}, {len(self.joint_names)} joints, camera '
+            f'{p["render_width"]}x{p["render_height"]} at {p["camera_fps"]:g} Hz, real-time '
+            f'factor {p["real_time_factor"]:g}')
+
+    # -- inputs --------------------------------------------------------------------------------
+    def on_command(self, msg: JointState):
+        """Apply position targets (while an episode runs); refuse a malformed message whole."""
+        if not self.running:
+            return
+        try:
+            if len(msg.position) != len(msg.name):
+                raise ValueError(f'{len(msg.position)} positions for {len(msg.name)} names')
+            self.env.apply(list(msg.name), np.asarray(msg.position, dtype=float))
+        except ValueError as exc:
+            self.get_logger().warn(f'joint_command refused: {exc}', throttle_duration_sec=2.0)
+
+    def _on_reset(self, request, response):
+        try:
+            index = request.initial_state_index
+            if index < 0:
+                index = self.next_index
+            response.message = self.start_episode(index, request.task)
+            response.success = True
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+        response.episode_index = max(self.episode_index, 0)
+        response.instruction = self.env.instruction
+        return response
+
+    def _on_set_task(self, request, response):
+        name = request.instruction.strip()
+        response.previous_instruction = self.env.task.name
+        if name not in self.tasks:
+            response.success = False
+            response.message = f'unknown task {name!r}; valid: {", ".join(self.tasks)}'
+        else:
+            self.env.task = self.tasks[name]
+            response.success, response.message = True, f'task {name} from the next reset'
+        return response
+
+    # -- episodes ------------------------------------------------------------------------------
+    def start_episode(self, index: int, task: str = '') -> str:
+        """Reset to initial state ``index`` (aborting a running episode); return a description."""
+        seed = episode_seed(self.p['split'], index, self.held_out)
+        if task:
+            if task not in self.tasks:
+                raise ValueError(f'unknown task {task!r}; valid: {", ".join(self.tasks)}')
+            self.env.task = self.tasks[task]
+        if self.running:
+            self._end(EpisodeEvent.ABORT, 'reset requested')
+        self.env.reset(seed)
+        self.episode_index += 1
+        self.state_index, self.next_index = index, index + 1
+        self.running, self.success_since = True, None
+        self.next_camera_t = self.next_joint_t = 0.0
+        self.task_pub.publish(String(data=self.env.instruction))
+        self._event(EpisodeEvent.START, '')
+        self._publish_observations()
+        return f'episode {self.episode_index}: {self.env.instruction!r} (initial state {index})'
+
+    def _end(self, kind: int, message: str):
+        self.running = False
+        self._event(kind, message)
+        if kind != EpisodeEvent.ABORT:
+            self.results.append((self.state_index, kind == EpisodeEvent.SUCCESS))
+        wins = sum(s for _, s in self.results)
+        self.get_logger().info(
+            f'episode {self.episode_index} {("SUCCESS", "FAILURE", "ABORT")[kind - 1]} after '
+            f'{self.env.time:.1f} s; {wins}/{len(self.results)} so far')
+        limit = self.p['max_episodes']
+        if limit and len(self.results) >= limit:
+            self.finished, self.next_start_ns = True, None
+        elif self.p['auto_reset'] and kind != EpisodeEvent.ABORT:
+            self.next_start_ns = self.clock_ns + int(self.p['pause_s'] * 1e9)
+
+    def _event(self, kind: int, message: str):
+        msg = EpisodeEvent(event=kind, episode_index=self.episode_index,
+                           instruction=self.env.instruction,
+                           task=f'{self.p["environment"]}/{self.env.task.name}',
+                           initial_state_index=self.state_index, message=message)
+        msg.header.stamp = self._stamp()
+        self.event_pub.publish(msg)
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _stamp(self) -> Time:
+        return Time(sec=self.clock_ns // 1_000_000_000, nanosec=self.clock_ns % 1_000_000_000)
+
+    def tick(self):
+        """Advance the simulation by the elapsed wall time (scaled) and publish what is due."""
+        wall = time.monotonic()
+        seconds = min((wall - self._wall) * self.p['real_time_factor'], self.p['max_step_s'])
+        self._wall = wall
+        if seconds > 0.0:
+            self.advance(seconds)
+
+    def advance(self, seconds: float):
+        """Advance the clock (and a running episode) by ``seconds``; start or end episodes."""
+        advance = seconds
+        self.clock_ns += int(advance * 1e9)
+        self.clock_pub.publish(Clock(clock=self._stamp()))
+        if not self.running:
+            if self.next_start_ns is not None and self.clock_ns >= self.next_start_ns:
+                self.next_start_ns = None
+                try:
+                    self.start_episode(self.next_index)
+                except ValueError as exc:      # ran out of initial states
+                    self.get_logger().warn(f'no more episodes: {exc}')
+                    self.finished = True
+            return
+        # Whole physics steps; the remainder carries over so the simulation keeps up with time.
+        self._debt += advance
+        steps = int(self._debt / self.physics_dt + 1e-9)
+        if steps == 0:
+            return
+        self._debt -= steps * self.physics_dt
+        self.env.step(steps * self.physics_dt)
+        self._publish_observations()
+        if self.env.success():
+            if self.success_since is None:
+                self.success_since = self.env.time
+            if self.env.time - self.success_since >= self.p['success_hold_s']:
+                self._end(EpisodeEvent.SUCCESS, '')
+        else:
+            self.success_since = None
+            if self.env.timed_out():
+                self._end(EpisodeEvent.FAILURE, 'time limit')
+
+    def _publish_observations(self):
+        t = self.env.time
+        stamp = self._stamp()
+        if t >= self.next_joint_t:
+            self.next_joint_t = _next(self.next_joint_t, t, self.p['joint_state_rate_hz'])
+            msg = JointState(name=self.joint_names,
+                             position=self.env.joint_positions().tolist(),
+                             velocity=self.env.joint_velocities().tolist())
+            msg.header.stamp = stamp
+            self.joint_pub.publish(msg)
+        if t >= self.next_camera_t:
+            self.next_camera_t = _next(self.next_camera_t, t, self.p['camera_fps'])
+            image = Image(**rgb_to_image_fields(self.env.render()))
+            image.header.stamp, image.header.frame_id = stamp, 'head_cam'
+            self.image_pub.publish(image)
+            self.objects_pub.publish(self._objects(stamp))
+
+    def _objects(self, stamp) -> MarkerArray:
+        markers = []
+        for i, (name, (position, rgb, size)) in enumerate(self.env.objects().items()):
+            m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
+            m.header.stamp, m.header.frame_id = stamp, 'world'
+            x, y, z = (float(v) for v in position)
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = x, y, z
+            m.pose.orientation.w = 1.0
+            m.scale.x = m.scale.y = m.scale.z = float(size)
+            m.color.r, m.color.g, m.color.b, m.color.a = (*(float(c) for c in rgb), 1.0)
+            markers.append(m)
+        return MarkerArray(markers=markers)
+
+    def destroy_node(self):
+        """Free the renderer, then the node."""
+        self.env.close()
+        super().destroy_node()
+
+
+def _next(due: float, now: float, rate_hz: float) -> float:
+    """Return the next due time: one period after ``due`` (no drift), or after ``now`` if late."""
+    due += 1.0 / rate_hz
+    return due if due > now else now + 1.0 / rate_hz
+
+
+def main(args=None):
+    """Run the node (``ros2 run dit4dit_bringup sim_bridge``)."""
+    return run_node(SimBridgeNode, args)
+
+
+if __name__ == '__main__':
+    main()
