@@ -174,3 +174,63 @@ def dex3_sides(profile) -> typing.Tuple[str, ...]:
         if any(n in profile.policy_joints for n in names):
             sides.append(side)
     return tuple(sides)
+
+
+@dataclass
+class CollectArguments:
+    """The declared arguments of ``collect_demos.launch.py`` and ``collect_demos`` (validated)."""
+
+    output: str = ''
+    task: str = 'reach'
+    episodes: int = 20
+    first_index: int = 0
+    render_size: int = 128
+    real_time_factor: float = 1.0
+    storage: str = 'mcap'
+
+    def __post_init__(self):
+        """Validate."""
+        if not self.output:
+            raise ValueError('output is required (a bag directory to create)')
+        if self.episodes < 1 or self.first_index < 0:
+            raise ValueError('episodes must be >= 1 and first_index >= 0')
+        if not 16 <= self.render_size <= 1024:
+            raise ValueError(f'render_size {self.render_size} must be in [16, 1024]')
+        if not self.real_time_factor > 0:
+            raise ValueError('real_time_factor must be > 0')
+
+
+COLLECT_DESCRIPTIONS = {
+    'output': 'bag directory to create (must not exist)',
+    'task': 'g1_tabletop task: reach or push',
+    'episodes': 'number of finished episodes to record',
+    'first_index': 'first training initial state (seed); use disjoint ranges per run',
+    'render_size': 'head camera image size [px] (square)',
+    'real_time_factor': 'simulated seconds per wall second (the other nodes follow /clock)',
+    'storage': 'rosbag2 storage: mcap or sqlite3',
+}
+# The suite's topic names (the recording preset "sim" and the feature map "g1_tabletop").
+SIM_REMAPPINGS = [('joint_command', '/dit4dit/joint_command'),
+                  ('episode_event', '/dit4dit/episode_event'), ('task', '/dit4dit/task')]
+
+
+def collect_graph(args: CollectArguments) -> typing.List[NodeSpec]:
+    """Return sim_bridge (training initial states) + scripted_expert + the bag recorder."""
+    sim = {'environment': 'g1_tabletop', 'task': args.task, 'render_height': args.render_size,
+           'render_width': args.render_size, 'split': 'train', 'auto_reset': True,
+           'first_index': args.first_index, 'max_episodes': args.episodes,
+           'real_time_factor': args.real_time_factor, 'start_delay_s': 2.0}
+    # Every node but the simulator runs on its /clock: stamps and timers stay consistent even
+    # when the simulation runs slower (or faster) than the wall clock.
+    return [
+        NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
+                 'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode', sim, list(SIM_REMAPPINGS)),
+        NodeSpec('dit4dit_bringup', 'scripted_expert', 'scripted_expert',
+                 'dit4dit_bringup.nodes.scripted_expert:ScriptedExpertNode',
+                 {'use_sim_time': True},
+                 SIM_REMAPPINGS[:2] + [('objects', '/sim_bridge/objects')]),
+        NodeSpec('dit4dit_train', 'bag_recorder', 'bag_recorder',
+                 'dit4dit_train.nodes.recorder:BagRecorder',
+                 {'preset': 'sim', 'output': args.output, 'storage': args.storage,
+                  'discovery_timeout_s': 1.0, 'use_sim_time': True}),
+    ]

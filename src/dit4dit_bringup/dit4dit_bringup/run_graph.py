@@ -24,9 +24,9 @@ import yaml
 from .graph import g1_graph, G1Arguments
 
 
-def parse_arguments(items) -> G1Arguments:
-    """Parse ``name:=value`` items (values as YAML) into validated G1Arguments."""
-    fields = {f.name for f in dataclasses.fields(G1Arguments)}
+def parse_name_value(items, cls):
+    """Parse ``name:=value`` items (values as YAML) into the validated dataclass ``cls``."""
+    fields = {f.name for f in dataclasses.fields(cls)}
     values = {}
     for item in items:
         key, sep, value = item.partition(':=')
@@ -34,7 +34,12 @@ def parse_arguments(items) -> G1Arguments:
             raise ValueError(f'argument {item!r}: use name:=value with name in '
                              f'{", ".join(sorted(fields))}')
         values[key] = yaml.safe_load(value) if value else ''
-    return G1Arguments(**values)
+    return cls(**values)
+
+
+def parse_arguments(items) -> G1Arguments:
+    """Parse ``name:=value`` items (values as YAML) into validated G1Arguments."""
+    return parse_name_value(items, G1Arguments)
 
 
 def ros_arguments(spec, params_file=None):

@@ -9,7 +9,8 @@
   task) starts one; ``~/set_task`` (``dit4dit_msgs/SetTask``, a task id such as ``push``) switches
   the task for the next reset. Every start and end is a ``dit4dit_msgs/EpisodeEvent`` on
   ``episode_event`` (SUCCESS once the task has held for ``success_hold_s``, FAILURE at the time
-  limit, ABORT when a reset cuts an episode short) and the instruction goes to ``task``
+  limit or when the environment says so, e.g. the wrong cube touched; ABORT when a reset cuts an
+  episode short) and the instruction goes to ``task``
   (``std_msgs/String``, transient local). With ``auto_reset`` the next initial state starts
   ``pause_s`` after an end, until ``max_episodes`` (0: no limit); ``finished`` then turns True.
 * ``~/objects`` (``visualization_msgs/MarkerArray``): the objects' poses (rviz, scripted experts).
@@ -53,6 +54,8 @@ PARAMETERS = (
     ('split', 'held_out', 'Initial states: train (seed = index) or held_out (the fixed set).'),
     ('auto_reset', True, 'Start the next initial state after each end (else wait for ~/reset).'),
     ('first_index', 0, 'Initial state index of the first automatic episode.'),
+    ('start_delay_s', 0.0, 'Wait this long before the first automatic episode [s] (recorders '
+     'and experts get time to connect).'),
     ('max_episodes', 0, 'Stop starting episodes after this many (0: no limit).'),
     ('pause_s', 0.5, 'Simulated pause between an end and the next automatic start [s].'),
     ('success_hold_s', 0.2, 'The task must hold this long before SUCCESS is declared [s].'),
@@ -101,7 +104,8 @@ class SimBridgeNode(Node):
         self.running = False
         self.state_index = -1
         self.next_index = p['first_index']
-        self.next_start_ns = self.clock_ns if p['auto_reset'] else None
+        self.next_start_ns = self.clock_ns + int(p['start_delay_s'] * 1e9) \
+            if p['auto_reset'] else None
         self.success_since = None
         self.next_camera_t = self.next_joint_t = 0.0
         self.finished = False
@@ -235,8 +239,9 @@ class SimBridgeNode(Node):
                 self._end(EpisodeEvent.SUCCESS, '')
         else:
             self.success_since = None
-            if self.env.timed_out():
-                self._end(EpisodeEvent.FAILURE, 'time limit')
+            reason = self.env.failure() or ('time limit' if self.env.timed_out() else '')
+            if reason:
+                self._end(EpisodeEvent.FAILURE, reason)
 
     def _publish_observations(self):
         t = self.env.time
@@ -281,8 +286,8 @@ def _next(due: float, now: float, rate_hz: float) -> float:
 
 
 def main(args=None):
-    """Run the node (``ros2 run dit4dit_bringup sim_bridge``)."""
-    return run_node(SimBridgeNode, args)
+    """Run the node (``ros2 run dit4dit_bringup sim_bridge``); exit once ``max_episodes`` ended."""
+    return run_node(SimBridgeNode, args, until=lambda node: node.finished)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ IK_RANGES = {'left_shoulder_roll_joint': (0.0, 1.5), 'right_shoulder_roll_joint'
 class ExpertConfig:
     """Expert settings."""
 
-    max_speed: float = 0.8        # rad/s per joint
+    max_speed: float = 0.5        # rad/s per joint (Unitree's arm examples use 0.5)
     tolerance: float = 0.015      # waypoint reached when the palm is this close [m]
     damping: float = 0.05         # IK damping (lambda)
     iterations: int = 20          # IK iterations per plan call

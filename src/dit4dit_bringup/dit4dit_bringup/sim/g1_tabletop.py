@@ -24,11 +24,11 @@ import numpy as np
 ARM_JOINTS = tuple(f'{side}_{j}_joint' for side in ('left', 'right') for j in (
     'shoulder_pitch', 'shoulder_roll', 'shoulder_yaw', 'elbow', 'wrist_roll', 'wrist_pitch',
     'wrist_yaw'))
-# Ready pose: upper arms slightly back, forearms forward (the G1's elbow zero is a right angle),
-# hands open, about 12 cm above the table and short of the cubes.
-HOME = {'left_shoulder_pitch_joint': 0.35, 'left_shoulder_roll_joint': 0.15,
-        'left_elbow_joint': 0.2, 'right_shoulder_pitch_joint': 0.35,
-        'right_shoulder_roll_joint': -0.15, 'right_elbow_joint': 0.2}
+# Ready pose: upper arms back, forearms raised a little (the G1's elbow zero is a right angle),
+# hands open, finger tips about 12 cm above the cubes' tops and 10 cm short of them.
+HOME = {'left_shoulder_pitch_joint': 0.6, 'left_shoulder_roll_joint': 0.2,
+        'left_elbow_joint': -0.3, 'right_shoulder_pitch_joint': 0.6,
+        'right_shoulder_roll_joint': -0.2, 'right_elbow_joint': -0.3}
 COLOURS = {'red': (0.85, 0.1, 0.1), 'green': (0.1, 0.7, 0.15), 'blue': (0.1, 0.25, 0.9)}
 CUBE_HALF = 0.02
 TABLE_TOP = 0.66          # table surface height [m]
@@ -148,6 +148,8 @@ class Task:
 
 REACH_DISTANCE = 0.05     # finger tips to cube centre [m] (or a hand touching the cube)
 PUSH_DISTANCE = 0.05      # displacement of the named cube along the table [m]
+OTHER_MOVED = 0.03        # push: moving another cube this far fails the episode [m]
+# reach: touching another cube fails the episode
 TASKS = {
     'reach': Task('reach', 'reach the {colour} cube', 8.0),
     'push': Task('push', 'push the {colour} cube', 10.0),
@@ -241,6 +243,28 @@ class G1Tabletop:
         self.instruction = self.task.instruction(self.state.target)
         return self.state
 
+    def mirror(self, names, positions, cubes: typing.Dict[str, typing.Sequence[float]],
+               target: str = '') -> None:
+        """
+        Copy a state observed elsewhere (joint positions by name, cube positions) into this model.
+
+        For planners that run beside the simulation (the scripted expert node): no physics step,
+        only kinematics. ``target`` (a colour) also sets the episode's named cube.
+        """
+        for name, q in zip(names, positions):
+            if name in self._qadr:
+                self.data.qpos[self._qadr[name]] = q
+        for colour, position in cubes.items():
+            adr = int(self.model.jnt_qposadr[self.model.joint(f'{colour}_cube').id])
+            self.data.qpos[adr:adr + 3] = position
+        if target:
+            if target not in COLOURS:
+                raise ValueError(f'unknown cube {target!r}; valid: {", ".join(COLOURS)}')
+            cubes_xy = {c: tuple(self.cube_position(c)[:2]) for c in COLOURS}
+            self.state = InitialState(-1, target, cubes_xy)
+            self.instruction = self.task.instruction(target)
+        self._mj.mj_kinematics(self.model, self.data)
+
     @property
     def time(self) -> float:
         """Return the simulated time since reset [s]."""
@@ -249,6 +273,16 @@ class G1Tabletop:
     def timed_out(self) -> bool:
         """Return True when the task's time limit has passed."""
         return self.time >= self.task.time_limit_s
+
+    def failure(self) -> str:
+        """Return why the episode has failed before its time limit ('' if it has not)."""
+        others = [c for c in COLOURS if c != self.state.target]
+        if self.task.name == 'reach':
+            touched = [c for c in others if self.hand_touches(c)]
+            return f'touched the {touched[0]} cube' if touched else ''
+        moved = [c for c in others
+                 if np.linalg.norm((self.cube_position(c) - self._start[c])[:2]) > OTHER_MOVED]
+        return f'moved the {moved[0]} cube' if moved else ''
 
     def success(self) -> bool:
         """Return whether the task is achieved now."""

@@ -12,13 +12,21 @@ def declare_parameters(node, table) -> dict:
     return {name: node.get_parameter(name).value for name, _, _ in table}
 
 
-def run_node(factory, args=None):
-    """Build the node with ``factory()`` and spin it until shutdown; return the exit code."""
+def run_node(factory, args=None, until=None):
+    """
+    Build the node with ``factory()`` and spin it until shutdown; return the exit code.
+
+    ``until(node)``, checked between callbacks, ends the spin early when it returns True.
+    """
     rclpy.init(args=args)
     node = None
     try:
         node = factory()
-        rclpy.spin(node)
+        if until is None:
+            rclpy.spin(node)
+        else:
+            while rclpy.ok() and not until(node):
+                rclpy.spin_once(node, timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass   # Jazzy raises ExternalShutdownException on SIGINT; both are a normal stop
     except Exception:
