@@ -4,7 +4,7 @@ Collect scripted demonstrations in the G1 tabletop simulation: sim + expert + re
     ros2 launch launch/collect_demos.launch.py output:=bags/reach_000 task:=reach episodes:=50
 
 The nodes and their parameters come from ``dit4dit_bringup.graph.collect_graph`` (the same
-description ``python -m dit4dit_bringup.collect_demos`` runs in one process where ``ros2 launch``
+description ``python -m dit4dit_train.collect_demos`` runs in one process where ``ros2 launch``
 is not available). ``use_ros2_bag:=true`` records with ``ros2 bag record`` and the ``sim`` preset
 instead of the ``bag_recorder`` node. The launch ends when ``sim_bridge`` has run ``episodes``.
 Convert with ``python -m dit4dit_train.convert BAG --map g1_tabletop --output DATASET``.

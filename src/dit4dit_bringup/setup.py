@@ -30,7 +30,6 @@ setup(
             'command_ghost = dit4dit_bringup.nodes.command_ghost:main',
             'sim_bridge = dit4dit_bringup.nodes.sim_bridge:main',
             'scripted_expert = dit4dit_bringup.nodes.scripted_expert:main',
-            'collect_demos = dit4dit_bringup.collect_demos:main',
         ],
     },
 )

@@ -30,6 +30,7 @@ setup(
             'evaluate = dit4dit_train.evaluate:main',
             'bag_recorder = dit4dit_train.nodes.recorder:main',
             'data_bench = dit4dit_train.bench:main',
+            'collect_demos = dit4dit_train.collect_demos:main',
         ],
     },
 )

@@ -178,7 +178,7 @@ def dex3_sides(profile) -> typing.Tuple[str, ...]:
 
 @dataclass
 class CollectArguments:
-    """The declared arguments of ``collect_demos.launch.py`` and ``collect_demos`` (validated)."""
+    """The arguments of ``collect_demos.launch.py`` and ``dit4dit_train.collect_demos``."""
 
     output: str = ''
     task: str = 'reach'

@@ -1,7 +1,7 @@
 """
 Collect scripted demonstrations in the tabletop simulation as a rosbag, in one process.
 
-    python -m dit4dit_bringup.collect_demos output:=bags/reach_000 task:=reach episodes:=50
+    python -m dit4dit_train.collect_demos output:=bags/reach_000 task:=reach episodes:=50
     ros2 launch launch/collect_demos.launch.py output:=bags/reach_000 ...   # full ROS 2 install
 
 Runs the graph of ``dit4dit_bringup.graph.collect_graph`` (sim_bridge on training initial states,
@@ -15,8 +15,8 @@ import signal
 import sys
 import time
 
-from .graph import collect_graph, CollectArguments
-from .run_graph import parse_name_value, ros_arguments
+from dit4dit_bringup.graph import collect_graph, CollectArguments
+from dit4dit_bringup.run_graph import parse_name_value, ros_arguments
 
 
 def collect(args: CollectArguments, timeout_s: float = 0.0) -> dict:
@@ -71,7 +71,7 @@ def collect(args: CollectArguments, timeout_s: float = 0.0) -> dict:
 
 
 def main(argv=None):
-    """Command-line entry point (``ros2 run dit4dit_bringup collect_demos``)."""
+    """Command-line entry point (``ros2 run dit4dit_train collect_demos``)."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parse_name_value(argv, CollectArguments)

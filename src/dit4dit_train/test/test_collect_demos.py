@@ -5,10 +5,10 @@ import os
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
-from dit4dit_bringup.collect_demos import collect  # noqa: E402
 from dit4dit_bringup.graph import collect_graph, CollectArguments  # noqa: E402
 from dit4dit_bringup.nodes.scripted_expert import parse_event  # noqa: E402
 from dit4dit_msgs.msg import EpisodeEvent  # noqa: E402
+from dit4dit_train.nodes.collect import collect  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
