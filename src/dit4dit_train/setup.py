@@ -31,6 +31,7 @@ setup(
             'bag_recorder = dit4dit_train.nodes.recorder:main',
             'data_bench = dit4dit_train.bench:main',
             'collect_demos = dit4dit_train.collect_demos:main',
+            'evaluate_closed_loop = dit4dit_train.evaluate_closed_loop:main',
         ],
     },
 )

@@ -234,3 +234,63 @@ def collect_graph(args: CollectArguments) -> typing.List[NodeSpec]:
                  {'preset': 'sim', 'output': args.output, 'storage': args.storage,
                   'discovery_timeout_s': 1.0, 'use_sim_time': True}),
     ]
+
+
+@dataclass
+class SimArguments:
+    """The declared arguments of ``sim.launch.py`` and closed-loop evaluation (validated)."""
+
+    checkpoint: str = ''
+    task: str = 'reach'
+    episodes: int = 20
+    first_index: int = 0
+    render_size: int = 128
+    strategy: str = 'crossfade'
+    control_rate_hz: float = 100.0
+    real_time_factor: float = 1.0
+    device: str = 'cpu'
+
+    def __post_init__(self):
+        """Validate."""
+        if not self.checkpoint:
+            raise ValueError('checkpoint is required (a checkpoint directory)')
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f'strategy {self.strategy!r}: valid are {", ".join(STRATEGIES)}')
+        if self.episodes < 1 or self.first_index < 0:
+            raise ValueError('episodes must be >= 1 and first_index >= 0')
+        if not 16 <= self.render_size <= 1024:
+            raise ValueError(f'render_size {self.render_size} must be in [16, 1024]')
+        if not (self.real_time_factor > 0 and 0 < self.control_rate_hz <= 500):
+            raise ValueError('real_time_factor must be > 0 and control_rate_hz in (0, 500]')
+
+
+def sim_graph(args: SimArguments) -> typing.List[NodeSpec]:
+    """Return sim_bridge (held-out initial states) -> policy_node -> action_executor -> sim."""
+    from dit4dit_policy.model.checkpoint import read_normalizer
+
+    joints = list(read_normalizer(args.checkpoint).action_names)
+    if not joints:
+        raise ValueError(f'{args.checkpoint}: the checkpoint names no action joints')
+    sim = {'environment': 'g1_tabletop', 'task': args.task, 'render_height': args.render_size,
+           'render_width': args.render_size, 'split': 'held_out', 'auto_reset': True,
+           'first_index': args.first_index, 'max_episodes': args.episodes,
+           'real_time_factor': args.real_time_factor, 'start_delay_s': 3.0}
+    return [
+        NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
+                 'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode', sim, list(SIM_REMAPPINGS)),
+        NodeSpec('dit4dit_policy', 'policy_node', 'policy_node',
+                 'dit4dit_policy.nodes.policy_node:PolicyNode',
+                 {'checkpoint': args.checkpoint, 'device': args.device,
+                  'camera_topics': ['/camera/image_raw'], 'joint_states_topic': '/joint_states',
+                  'task_topic': '/dit4dit/task', 'rtc_inpainting': args.strategy == 'rtc',
+                  'max_observation_age_s': 0.5, 'use_sim_time': True}),
+        NodeSpec('dit4dit_policy', 'action_executor', 'action_executor',
+                 'dit4dit_policy.nodes.action_executor:ActionExecutorNode',
+                 {'profile': 'g1_29dof_dex3', 'joints': joints,
+                  'control_rate_hz': args.control_rate_hz, 'strategy': args.strategy,
+                  'auto_enable': True, 'episode_events': True, 'ramp_in_s': 0.2,
+                  'estop_service': '', 'use_sim_time': True},
+                 [('action_chunk', '/policy_node/action_chunk'),
+                  ('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command'),
+                  ('episode_event', '/dit4dit/episode_event')]),
+    ]

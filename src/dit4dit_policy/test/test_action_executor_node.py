@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from builtin_interfaces.msg import Duration
-from dit4dit_msgs.msg import ExecutorStatus
+from dit4dit_msgs.msg import EpisodeEvent, ExecutorStatus
 import numpy as np
 import pytest
 import rclpy
@@ -18,14 +18,20 @@ JOINTS = ['left_elbow_joint', 'right_elbow_joint']
 
 
 @pytest.fixture
-def node():
+def params():
+    return {}
+
+
+@pytest.fixture
+def node(params):
     if not Path(PROFILE).is_file():
         pytest.skip('the G1 profile of dit4dit_bringup is not beside this package')
     from dit4dit_policy.nodes.action_executor import ActionExecutorNode
     rclpy.init()
-    node = ActionExecutorNode(parameter_overrides=[
-        Parameter('profile', value=PROFILE), Parameter('joints', value=JOINTS),
-        Parameter('ramp_in_s', value=0.0), Parameter('control_rate_hz', value=100.0)])
+    params = {'profile': PROFILE, 'joints': JOINTS, 'ramp_in_s': 0.0, 'control_rate_hz': 100.0,
+              **params}
+    node = ActionExecutorNode(parameter_overrides=[Parameter(k, value=v)
+                                                   for k, v in params.items()])
     node.sent = []
     node.command_pub.publish = node.sent.append
     yield node
@@ -96,3 +102,42 @@ def test_bad_chunks_are_refused(node):
     msg.points.append(JointTrajectoryPoint(positions=[0.1]))
     node._on_chunk(msg)                  # lacks right_elbow_joint
     assert node.last_chunk_time is None
+
+
+@pytest.mark.parametrize('params', [{'episode_events': True, 'auto_enable': True,
+                                     'estop_service': ''}])
+def test_episode_start_forgets_old_chunks_and_reenables_on_the_new_pose(node):
+    _joints(node, (0.5, 0.5))
+    assert node.state == ExecutorStatus.STATE_RAMPING_IN          # auto_enable (simulation)
+    _chunk(node, 0.7)
+    for _ in range(3):
+        node.tick()
+    old_chunk = JointTrajectory(joint_names=JOINTS)
+    old_chunk.header.stamp = node.get_clock().now().to_msg()       # observed before the START
+    old_chunk.points.append(JointTrajectoryPoint(positions=[1.0, 1.0]))
+    old_chunk.points.append(JointTrajectoryPoint(positions=[1.0, 1.0],
+                                                 time_from_start=Duration(nanosec=50_000_000)))
+    start = EpisodeEvent(event=EpisodeEvent.START, episode_index=1)
+    start.header.stamp = node.get_clock().now().to_msg()
+    node._on_episode(start)
+    assert node.state == ExecutorStatus.STATE_DISABLED
+    sent = len(node.sent)
+    node.tick()
+    assert len(node.sent) == sent                                  # nothing while resetting
+    stale = JointState(name=JOINTS, position=[0.5, 0.5])
+    stale.header.stamp = old_chunk.header.stamp                    # the previous episode's pose
+    node._on_joints(stale)
+    assert node.state == ExecutorStatus.STATE_DISABLED
+    _joints(node, (0.0, 0.0))                                      # the new episode's pose
+    assert node.state == ExecutorStatus.STATE_RAMPING_IN
+    node._on_chunk(old_chunk)
+    assert node.chunks.refused_chunks >= 1                         # from before the START
+    node.tick()
+    assert node.sent[-1].position.tolist() == pytest.approx([0.0, 0.0])
+    end = EpisodeEvent(event=EpisodeEvent.SUCCESS, episode_index=1)
+    node._on_episode(end)
+    _chunk(node, 0.3)
+    node.tick()
+    node.tick()
+    assert node.state == ExecutorStatus.STATE_HOLDING
+    assert node.sent[-1].position.tolist() == pytest.approx(node.sent[-2].position.tolist())

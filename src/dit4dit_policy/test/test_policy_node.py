@@ -186,3 +186,13 @@ def test_imagined_future_is_published_every_n_chunks(node):
     v = node.runner.config.video
     assert msg.encoding == 'rgb8' and msg.header.stamp == node.published[1].header.stamp
     assert (msg.height, msg.width) == (v.frame_size[0], v.frame_size[1] * len(v.frame_indices))
+
+
+@pytest.mark.parametrize('params', [{'task_topic': '/dit4dit/task'}])
+def test_task_topic_sets_the_instruction(node):
+    from std_msgs.msg import String
+    node._on_task(String(data=' reach the red cube '))
+    assert node._instruction == 'reach the red cube'
+    node._on_joints(_joints(node))
+    node._on_image(0, _image(node))
+    assert _wait(lambda: node.published), node.message

@@ -381,6 +381,19 @@ class LeRobotWriter:
                     path.unlink(missing_ok=True)
 
 
+def write_mp4(path, images, fps: int) -> Path:
+    """Encode ``images`` [T, H, W, 3] uint8 (even H and W) as an h264 mp4 at ``path``."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+        raise ValueError(f'expected [T, H, W, 3] images, got {images.shape}')
+    video = _VideoFile(Path(path), 0, int(fps), images.shape[1], images.shape[2])
+    try:
+        video.add(images)
+    finally:
+        video.close()
+    return Path(path)
+
+
 class _VideoFile:
     """One mp4 file of a session: the frames of consecutive episodes, encoded as they come."""
 

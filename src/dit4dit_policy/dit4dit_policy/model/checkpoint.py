@@ -114,6 +114,12 @@ def verify_checkpoint(path) -> dict:
     return manifest
 
 
+def read_normalizer(path) -> Normalizer:
+    """Return a verified checkpoint's normalisation (action and state names, ranges) only."""
+    verify_checkpoint(path)
+    return Normalizer.from_dict(json.loads((Path(path) / 'normalization.json').read_text()))
+
+
 def load_checkpoint(path, device='cpu', model_factory=None):
     """
     Return (model, normalizer, manifest) from a verified checkpoint directory.

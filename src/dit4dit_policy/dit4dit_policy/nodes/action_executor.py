@@ -11,11 +11,16 @@ State machine (``dit4dit_msgs/ExecutorStatus``): DISABLED -> ``~/enable`` -> RAM
 measured pose onto the policy over ``ramp_in_s``) -> RUNNING; HOLDING when nothing valid is left,
 on ``~/hold``, or when a watchdog fires (joint states or policy chunks too old); ``~/estop`` stops
 all commands, asks the bridge to damp, and stays until ``~/enable``.
+
+With ``episode_events`` (simulation, episodic evaluation) the node follows ``episode_event``
+(``dit4dit_msgs/EpisodeEvent``): a START forgets every chunk, refuses chunks observed before it,
+and re-enables (ramping from the measured pose) on the first joint state of the new episode; an
+end holds.
 """
 
 import time
 
-from dit4dit_msgs.msg import ExecutorStatus
+from dit4dit_msgs.msg import EpisodeEvent, ExecutorStatus
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -39,7 +44,10 @@ PARAMETERS = (
     ('max_observation_age_s', 0.25, 'Hold if joint states are older than this (watchdog).'),
     ('ramp_in_s', -1.0, 'Enable ramp duration [s] (<0: from the profile).'),
     ('auto_enable', False, 'Enable at start (simulation); on a robot, call ~/enable.'),
-    ('estop_service', '/g1_bridge/estop', 'Trigger service that damps the robot on e-stop.'),
+    ('estop_service', '/g1_bridge/estop', 'Trigger service that damps the robot on e-stop ("": '
+     'none, simulation).'),
+    ('episode_events', False, 'Follow episode_event: re-enable at each START, hold at each end '
+     '(simulation).'),
 )
 
 
@@ -79,7 +87,11 @@ class ActionExecutorNode(Node):
         self.create_service(Trigger, '~/enable', self._on_enable)
         self.create_service(Trigger, '~/hold', self._on_hold)
         self.create_service(Trigger, '~/estop', self._on_estop)
-        self.estop_client = self.create_client(Trigger, p['estop_service'])
+        self.estop_client = self.create_client(Trigger, p['estop_service']) \
+            if p['estop_service'] else None     # '' (simulation): nothing to damp
+        self.episode_start = None     # stamp [s] of the START whose first joint state is awaited
+        if p['episode_events']:
+            self.create_subscription(EpisodeEvent, 'episode_event', self._on_episode, 10)
         self.create_timer(self.dt, self.tick)
         self.create_timer(0.1, self.publish_status)
         self._auto_enable = p['auto_enable']
@@ -101,6 +113,11 @@ class ActionExecutorNode(Node):
             self.get_logger().warn('joint_states contain NaN', throttle_duration_sec=2)
             return
         self.measured, self.measured_stamp = q, self._now()
+        if self.episode_start is not None:
+            if _seconds(msg.header.stamp) < self.episode_start:
+                return                # still the previous episode's pose
+            self.episode_start = None
+            self._auto_enable = True
         if self._auto_enable and self.state == ExecutorStatus.STATE_DISABLED:
             self._auto_enable = False
             self.enable()
@@ -116,6 +133,16 @@ class ActionExecutorNode(Node):
         if not line.startswith('refused'):
             self.last_chunk_time = now
         self.get_logger().debug(line)
+
+    def _on_episode(self, msg: EpisodeEvent):
+        if msg.event == EpisodeEvent.START:
+            start = _seconds(msg.header.stamp)
+            self.chunks.reset(not_before=start)
+            self.last_chunk_time = None
+            self.episode_start = start
+            self._set(ExecutorStatus.STATE_DISABLED, f'episode {msg.episode_index} starting')
+        elif self.state not in (ExecutorStatus.STATE_DISABLED, ExecutorStatus.STATE_ESTOP):
+            self._set(ExecutorStatus.STATE_HOLDING, 'hold requested')   # the episode ended
 
     # -- services ----------------------------------------------------------------------------
     def enable(self) -> str:
@@ -145,7 +172,7 @@ class ActionExecutorNode(Node):
 
     def _on_estop(self, request, response):
         self._set(ExecutorStatus.STATE_ESTOP, 'e-stop')
-        if self.estop_client.service_is_ready():
+        if self.estop_client is not None and self.estop_client.service_is_ready():
             self.estop_client.call_async(Trigger.Request())
         response.success, response.message = True, 'e-stop: commands stopped, damping requested'
         return response
@@ -208,6 +235,10 @@ class ActionExecutorNode(Node):
         if self.last_chunk_time is not None:
             msg.chunk_age_s = float(self._now() - self.last_chunk_time)
         self.status_pub.publish(msg)
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def chunk_from_trajectory(msg: JointTrajectory, joints) -> Chunk:

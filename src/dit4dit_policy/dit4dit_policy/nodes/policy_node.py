@@ -28,8 +28,9 @@ from dit4dit_msgs.msg import PolicyStatus
 from dit4dit_msgs.srv import SetTask
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from .spin import declare_parameters, run_node
@@ -51,6 +52,8 @@ PARAMETERS = (
     ('max_joint_skew_s', 0.1, 'Refuse when joint states and camera are further apart than this.'),
     ('query_period_s', 0.0, 'Minimum time between queries (0: as fast as inference allows).'),
     ('instruction', '', 'Initial task instruction (SetTask service changes it).'),
+    ('task_topic', '', 'std_msgs/String topic (transient local) whose messages set the '
+     'instruction, e.g. /dit4dit/task of a simulator ("": none).'),
     ('seed', -1, 'Seed for deterministic sampling (-1: random).'),
     ('rtc_inpainting', False, 'Inpaint each chunk on the actions executed while it is computed '
      '(real-time chunking; pair with the executor strategy rtc).'),
@@ -114,6 +117,10 @@ class PolicyNode(Node):
             raise ValueError('imagine_every_n_chunks must be >= 0 and imagine_steps >= 1')
         self.imagined_pub = self.create_publisher(Image, '~/imagined', 1)
         self.create_service(SetTask, '~/set_task', self._on_set_task)
+        if p['task_topic']:
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.create_subscription(String, p['task_topic'], self._on_task, latched)
         self.create_timer(0.5, self.publish_status)
         self.create_timer(1.0, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='policy_worker', daemon=True)
@@ -133,12 +140,18 @@ class PolicyNode(Node):
         with self._lock:
             self._joints = msg
 
+    def _on_task(self, msg):
+        self._set_instruction(msg.data.strip())
+
+    def _set_instruction(self, text):
+        with self._lock:
+            previous, self._instruction = self._instruction, text
+            self.planner.reset()     # a new task: the old plan must not shape the new one
+        return previous
+
     def _on_set_task(self, request, response):
         text = request.instruction.strip()
-        with self._lock:
-            response.previous_instruction = self._instruction
-            self._instruction = text
-            self.planner.reset()     # a new task: the old plan must not shape the new one
+        response.previous_instruction = self._set_instruction(text)
         response.success = True
         response.message = f'instruction set to {text!r}' if text else 'instruction cleared'
         self.get_logger().info(response.message)

@@ -246,6 +246,15 @@ class ChunkExecutor:
         self._current = None          # the newest accepted chunk
         self._dropped = 0
         self._refused = 0
+        self._not_before = -math.inf   # chunks from observations before this are refused
+
+    def reset(self, not_before: float = -math.inf):
+        """Forget every chunk (a new episode); refuse chunks observed before ``not_before``."""
+        not_before = float(not_before)
+        if math.isnan(not_before):
+            raise ValueError('not_before is NaN')
+        self._trajectory = self._current = None
+        self._not_before = not_before
 
     @property
     def strategy(self) -> str:
@@ -325,6 +334,9 @@ class ChunkExecutor:
             return f'stamped {-age:.3f} s in the future (clocks disagree?)'
         if age > self.config.max_chunk_age_s:
             return f'older than {self.config.max_chunk_age_s:.2f} s (age {age:.2f} s)'
+        if chunk.stamp < self._not_before:
+            return (f'observed {self._not_before - chunk.stamp:.3f} s before the episode '
+                    'started')
         if self._current is not None and chunk.stamp <= self._current.stamp:
             return (f'out of order (stamp {chunk.stamp:.3f} <= current chunk '
                     f'{self._current.index} stamp {self._current.stamp:.3f})')
