@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test lint clean distclean
+.PHONY: help setup build test demo demo-train clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,12 @@ build:  ## colcon build only (after setup)
 
 test: setup  ## set up if needed, build, colcon test every package; non-zero exit on any failure
 	@scripts/test.sh
+
+demo: setup  ## G1 tabletop sim + the shipped tiny policy through ROS: 5 held-out episodes, videos
+	@scripts/demo.sh
+
+demo-train: setup  ## rebuild the demo checkpoint: collect -> convert -> train -> evaluate (~1 h)
+	@scripts/demo_train.sh
 
 clean:  ## remove colcon's build/ install/ log/
 	rm -rf build install log

@@ -46,5 +46,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST
 export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_d4d_root/config/fastdds_shm_large.xml}"
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$FASTRTPS_DEFAULT_PROFILES_FILE}"
 export DIT4DIT_ROOT="$_d4d_root"
+# MuJoCo renders headless through EGL (Mesa llvmpipe on a CPU); GLFW would need a display.
+export MUJOCO_GL="${MUJOCO_GL:-egl}"
 unset -f _d4d_prepend
 unset _d4d_root _d4d_venv _d4d_mode

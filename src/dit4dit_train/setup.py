@@ -13,6 +13,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
         ('share/' + package_name + '/config/feature_maps', glob('config/feature_maps/*.yaml')),
+        ('share/' + package_name + '/config/training', glob('config/training/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -264,6 +264,19 @@ class SimArguments:
             raise ValueError('real_time_factor must be > 0 and control_rate_hz in (0, 500]')
 
 
+SIM_DESCRIPTIONS = {
+    'checkpoint': 'policy checkpoint directory',
+    'task': 'g1_tabletop task: reach or push',
+    'episodes': 'held-out episodes to run',
+    'first_index': 'first held-out initial state',
+    'render_size': 'head camera image size [px] (square)',
+    'strategy': 'chunk transition strategy: replace, crossfade or rtc',
+    'control_rate_hz': 'executor rate [Hz]',
+    'real_time_factor': 'simulated seconds per wall second (the other nodes follow /clock)',
+    'device': 'torch device for inference (cpu, cuda:0)',
+}
+
+
 def sim_graph(args: SimArguments) -> typing.List[NodeSpec]:
     """Return sim_bridge (held-out initial states) -> policy_node -> action_executor -> sim."""
     from dit4dit_policy.model.checkpoint import read_normalizer

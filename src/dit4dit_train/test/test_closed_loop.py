@@ -51,3 +51,38 @@ def test_sim_graph_wires_the_policy_to_the_simulator(checkpoint):
         SimArguments()
     with pytest.raises(SystemExit):
         cli(['--checkpoint', str(checkpoint), '--output', '/tmp/x', '--strategy', 'blend'])
+
+
+def test_sim_launch_file_declares_every_argument(monkeypatch, checkpoint):
+    """Import sim.launch.py with stand-ins for launch / launch_ros (not installable here)."""
+    import importlib.util
+    from pathlib import Path
+    import sys
+    import types
+
+    launch_file = Path(__file__).resolve().parents[2] / 'dit4dit_bringup' / 'launch' / \
+        'sim.launch.py'
+    if not launch_file.is_file():
+        pytest.skip(f'{launch_file} is not next to this source tree')
+
+    class Action:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+    modules = {'launch': {'LaunchDescription': Action},
+               'launch.actions': {n: type(n, (Action,), {}) for n in (
+                   'DeclareLaunchArgument', 'OpaqueFunction', 'Shutdown')},
+               'launch_ros': {}, 'launch_ros.actions': {'Node': type('Node', (Action,), {})}}
+    for name, attrs in modules.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
+    spec = importlib.util.spec_from_file_location('sim_launch', launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    entities = module.generate_launch_description().args[0]
+    declared = {e.args[0]: e.kwargs for e in entities
+                if type(e).__name__ == 'DeclareLaunchArgument'}
+    assert set(declared) == set(SimArguments.__dataclass_fields__)
+    config = {name: kw['default_value'] for name, kw in declared.items()}
+    config.update(checkpoint=str(checkpoint), episodes='3')
+    nodes = module._setup(types.SimpleNamespace(launch_configurations=config))
+    assert [n.kwargs['name'] for n in nodes] == ['sim_bridge', 'policy_node', 'action_executor']
+    assert nodes[0].kwargs['parameters'][0]['max_episodes'] == 3
