@@ -131,3 +131,17 @@ def test_runner_refuses_bad_observations(tiny_model, normalizer):
         runner.predict(Observation(_obs().images * 2, np.zeros(16), 'x'))
     with pytest.raises(ObservationError, match='uint8'):
         runner.predict(Observation([np.zeros((8, 8, 3), np.float32)], np.zeros(16), 'x'))
+
+
+def test_half_precision_export_halves_the_weights_and_keeps_the_actions(saved, tmp_path):
+    from dit4dit_policy.model.checkpoint import main as export_main
+    from dit4dit_policy.model.checkpoint import read_normalizer
+    assert export_main([str(saved), str(tmp_path / 'half'), '--half']) == 0
+    full = (saved / 'model.safetensors').stat().st_size
+    half = (tmp_path / 'half' / 'model.safetensors').stat().st_size
+    assert half < 0.55 * full
+    before = PolicyRunner.from_checkpoint(saved).predict(_obs(), seed=5).actions
+    after = PolicyRunner.from_checkpoint(tmp_path / 'half').predict(_obs(), seed=5).actions
+    np.testing.assert_allclose(after, before, atol=0.05)     # float16 rounding of the weights
+    assert read_normalizer(tmp_path / 'half').dumps() == read_normalizer(saved).dumps()
+    assert json.loads((tmp_path / 'half' / 'manifest.json').read_text())['extra'] == {'step': 7}

@@ -47,8 +47,13 @@ def _write(path: Path, data: bytes):
         os.fsync(f.fileno())
 
 
-def save_checkpoint(path, model, normalizer: Normalizer, extra=None) -> Path:
-    """Write ``model`` and ``normalizer`` to the directory ``path`` atomically; return it."""
+def save_checkpoint(path, model, normalizer: Normalizer, extra=None, dtype=None) -> Path:
+    """
+    Write ``model`` and ``normalizer`` to the directory ``path`` atomically; return it.
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point weights in that type (half the
+    bytes: shipped demo checkpoints); loading casts them back to the model's type.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -59,6 +64,9 @@ def save_checkpoint(path, model, normalizer: Normalizer, extra=None) -> Path:
         _write(tmp / 'normalization.json', normalizer.dumps().encode())
         weights = model.trainable_state_dict()
         tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+        if dtype is not None:
+            tensors = {k: v.to(dtype) if v.is_floating_point() else v
+                       for k, v in tensors.items()}
         save_file(tensors, str(tmp / 'model.safetensors'), metadata={'format': FORMAT})
         with open(tmp / 'model.safetensors', 'rb+') as f:
             os.fsync(f.fileno())
@@ -172,3 +180,32 @@ def load_checkpoint(path, device='cpu', model_factory=None):
         raise CheckpointError('\n'.join(lines))
     model.load_state_dict(tensors, strict=False)
     return model.to(device).eval(), normalizer, manifest
+
+
+def export_checkpoint(source, destination, dtype=None) -> Path:
+    """Copy a verified checkpoint to ``destination``, its weights stored as ``dtype``."""
+    model, normalizer, manifest = load_checkpoint(source)
+    return save_checkpoint(destination, model, normalizer, extra=manifest.get('extra'),
+                           dtype=dtype)
+
+
+def main(argv=None):
+    """``python -m dit4dit_policy.model.checkpoint SRC DST [--half]``: export a checkpoint."""
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description='Copy a checkpoint, optionally in float16.')
+    parser.add_argument('source')
+    parser.add_argument('destination')
+    parser.add_argument('--half', action='store_true', help='store the weights as float16')
+    args = parser.parse_args(argv)
+    out = export_checkpoint(args.source, args.destination,
+                            dtype=torch.float16 if args.half else None)
+    size = (out / 'model.safetensors').stat().st_size
+    print(f'exported {args.source} -> {out} ({size / 2 ** 20:.1f} MiB of weights)')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
