@@ -54,6 +54,18 @@ def ros_arguments(spec, params_file=None):
     return args
 
 
+def build_node(spec):
+    """Instantiate a NodeSpec's Python node class in this process (rclpy must be initialised)."""
+    import importlib
+
+    from rclpy.parameter import Parameter
+
+    module, cls = spec.node_class.split(':')
+    node_cls = getattr(importlib.import_module(module), cls)
+    overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
+    return node_cls(parameter_overrides=overrides, cli_args=ros_arguments(spec))
+
+
 def run_in_process(specs, grace_s=6.0):
     """
     Build every node in this process and spin them together until SIGINT/SIGTERM.
@@ -62,11 +74,8 @@ def run_in_process(specs, grace_s=6.0):
     bridge ramping the arm_sdk weight down) are asked to, and spinning goes on until they report
     ``finished`` (at most ``grace_s``); a second signal stops at once.
     """
-    import importlib
-
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-    from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
@@ -80,10 +89,7 @@ def run_in_process(specs, grace_s=6.0):
                 print(f'run_graph: {spec.package}/{spec.executable} ({spec.name}) is not a Python '
                       'node: start it with ros2 run / ros2 launch', flush=True)
                 continue
-            module, cls = spec.node_class.split(':')
-            node_cls = getattr(importlib.import_module(module), cls)
-            overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
-            node = node_cls(parameter_overrides=overrides, cli_args=ros_arguments(spec))
+            node = build_node(spec)
             nodes.append(node)
             executor.add_node(node)
         graceful = [n for n in nodes if hasattr(n, 'request_shutdown')]

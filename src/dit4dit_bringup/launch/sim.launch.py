@@ -1,6 +1,7 @@
 """
-The policy graph against the G1 tabletop simulation: ``ros2 launch dit4dit_bringup sim.launch.py
-checkpoint:=DIR``.
+The policy graph against the G1 tabletop simulation.
+
+    ros2 launch dit4dit_bringup sim.launch.py checkpoint:=DIR
 
 sim_bridge (held-out initial states, one after another) -> policy_node -> action_executor -> sim.
 The nodes and parameters come from ``dit4dit_bringup.graph.sim_graph``, the description that

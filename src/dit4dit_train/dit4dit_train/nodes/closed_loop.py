@@ -23,18 +23,15 @@ VIDEO_CHOICES = ('all', 'first', 'none')
 
 def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float = 0.0) -> dict:
     """Run the episodes; write and return the results (see the module docstring)."""
-    import importlib
-
     from dit4dit_msgs.msg import EpisodeEvent
     from dit4dit_policy.image_codec import image_to_rgb
     import rclpy
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-    from rclpy.parameter import Parameter
     from rclpy.qos import qos_profile_sensor_data
     from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image
 
-    from dit4dit_bringup.run_graph import ros_arguments
+    from dit4dit_bringup.run_graph import build_node
     from ..lerobot_format import write_mp4
 
     if videos not in VIDEO_CHOICES:
@@ -50,11 +47,7 @@ def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float =
     sim_executor = main_executor = None
     try:
         for spec in sim_graph(args):
-            module, cls = spec.node_class.split(':')
-            node_cls = getattr(importlib.import_module(module), cls)
-            nodes[spec.name] = node_cls(
-                parameter_overrides=[Parameter(k, value=v) for k, v in spec.parameters.items()],
-                cli_args=ros_arguments(spec))
+            nodes[spec.name] = build_node(spec)
         monitor = rclpy.create_node('closed_loop_monitor')
         nodes['monitor'] = monitor
 

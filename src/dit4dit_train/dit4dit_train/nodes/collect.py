@@ -10,20 +10,18 @@ bag and prints one line per episode and a summary. The bag converts with ``pytho
 dit4dit_train.convert BAG --map g1_tabletop --output DATASET``.
 """
 
-import importlib
 import signal
 import sys
 import time
 
 from dit4dit_bringup.graph import collect_graph, CollectArguments
-from dit4dit_bringup.run_graph import parse_name_value, ros_arguments
+from dit4dit_bringup.run_graph import build_node, parse_name_value
 
 
 def collect(args: CollectArguments, timeout_s: float = 0.0) -> dict:
     """Run the collection; return {'episodes', 'successes', 'bag', 'summary', 'wall_s'}."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
@@ -33,11 +31,7 @@ def collect(args: CollectArguments, timeout_s: float = 0.0) -> dict:
     nodes, start = {}, time.monotonic()
     try:
         for spec in collect_graph(args):
-            module, cls = spec.node_class.split(':')
-            node_cls = getattr(importlib.import_module(module), cls)
-            nodes[spec.name] = node_cls(
-                parameter_overrides=[Parameter(k, value=v) for k, v in spec.parameters.items()],
-                cli_args=ros_arguments(spec))
+            nodes[spec.name] = build_node(spec)
         # One thread: MuJoCo's EGL context belongs to the thread that rendered first.
         executor = SingleThreadedExecutor()
         for node in nodes.values():
