@@ -139,6 +139,10 @@ def test_malformed_commands_and_tasks_are_refused(context):
             assert node.env.data.ctrl[act] == before
         node.on_command(JointState(name=['left_elbow_joint'], position=[1.0]))
         assert node.env.data.ctrl[act] == pytest.approx(1.0)
+        late = JointState(name=['left_elbow_joint'], position=[0.5])
+        late.header.stamp.sec = node.episode_start_ns // 1_000_000_000 - 1   # previous episode
+        node.on_command(late)
+        assert node.env.data.ctrl[act] == pytest.approx(1.0) and node.stale_commands == 1
         response = node._on_set_task(SetTask.Request(instruction='stack'), SetTask.Response())
         assert not response.success and 'valid: reach, push' in response.message
     finally:

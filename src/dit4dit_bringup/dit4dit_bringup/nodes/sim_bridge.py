@@ -4,7 +4,8 @@
 * ``joint_states`` (``sensor_msgs/JointState``, every joint, at ``joint_state_rate_hz``) and
   ``camera/image_raw`` (``sensor_msgs/Image`` rgb8, at ``camera_fps`` of simulated time).
 * ``joint_command`` (``sensor_msgs/JointState``, positions by name): position targets, applied
-  while an episode runs; a message with an unknown name or a non-finite value is refused whole.
+  while an episode runs; a message with an unknown name or a non-finite value is refused whole,
+  and one stamped before the episode started (a late command for the previous one) is dropped.
 * Episodes: ``~/reset`` (``dit4dit_msgs/ResetEpisode``: initial state i of ``split``, optional
   task) starts one; ``~/set_task`` (``dit4dit_msgs/SetTask``, a task id such as ``push``) switches
   the task for the next reset. Every start and end is a ``dit4dit_msgs/EpisodeEvent`` on
@@ -101,6 +102,8 @@ class SimBridgeNode(Node):
         self.create_service(SetTask, '~/set_task', self._on_set_task)
         self.clock_ns = self.get_clock().now().nanoseconds
         self.episode_index = -1
+        self.episode_start_ns = 0
+        self.stale_commands = 0       # commands for a previous episode, dropped
         self.running = False
         self.state_index = -1
         self.next_index = p['first_index']
@@ -123,6 +126,10 @@ class SimBridgeNode(Node):
     def on_command(self, msg: JointState):
         """Apply position targets (while an episode runs); refuse a malformed message whole."""
         if not self.running:
+            return
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if stamp and stamp < self.episode_start_ns:
+            self.stale_commands += 1
             return
         try:
             if len(msg.position) != len(msg.name):
@@ -169,6 +176,7 @@ class SimBridgeNode(Node):
         self.episode_index += 1
         self.state_index, self.next_index = index, index + 1
         self.running, self.success_since = True, None
+        self.episode_start_ns = self.clock_ns
         self.next_camera_t = self.next_joint_t = 0.0
         self.task_pub.publish(String(data=self.env.instruction))
         self._event(EpisodeEvent.START, '')
