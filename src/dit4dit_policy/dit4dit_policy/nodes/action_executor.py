@@ -15,7 +15,7 @@ all commands, asks the bridge to damp, and stays until ``~/enable``.
 With ``episode_events`` (simulation, episodic evaluation) the node follows ``episode_event``
 (``dit4dit_msgs/EpisodeEvent``): a START forgets every chunk, refuses chunks observed before it,
 and re-enables (ramping from the measured pose) on the first joint state of the new episode; an
-end holds.
+end disables (no command until the next START).
 """
 
 import time
@@ -141,8 +141,10 @@ class ActionExecutorNode(Node):
             self.last_chunk_time = None
             self.episode_start = start
             self._set(ExecutorStatus.STATE_DISABLED, f'episode {msg.episode_index} starting')
-        elif self.state not in (ExecutorStatus.STATE_DISABLED, ExecutorStatus.STATE_ESTOP):
-            self._set(ExecutorStatus.STATE_HOLDING, 'hold requested')   # the episode ended
+        elif self.state != ExecutorStatus.STATE_ESTOP:
+            # The episode ended: publish nothing until the next START. A held pose would still
+            # be on its way when the simulator resets and drag the arm back to where it was.
+            self._set(ExecutorStatus.STATE_DISABLED, f'episode {msg.episode_index} ended')
 
     # -- services ----------------------------------------------------------------------------
     def enable(self) -> str:
