@@ -192,12 +192,7 @@ class CollectArguments:
         """Validate."""
         if not self.output:
             raise ValueError('output is required (a bag directory to create)')
-        if self.episodes < 1 or self.first_index < 0:
-            raise ValueError('episodes must be >= 1 and first_index >= 0')
-        if not 16 <= self.render_size <= 1024:
-            raise ValueError(f'render_size {self.render_size} must be in [16, 1024]')
-        if not self.real_time_factor > 0:
-            raise ValueError('real_time_factor must be > 0')
+        _check_episodes(self)
 
 
 COLLECT_DESCRIPTIONS = {
@@ -214,17 +209,34 @@ SIM_REMAPPINGS = [('joint_command', '/dit4dit/joint_command'),
                   ('episode_event', '/dit4dit/episode_event'), ('task', '/dit4dit/task')]
 
 
+def _check_episodes(args):
+    """Validate the episode fields that collection and evaluation share."""
+    if args.episodes < 1 or args.first_index < 0:
+        raise ValueError('episodes must be >= 1 and first_index >= 0')
+    if not 16 <= args.render_size <= 1024:
+        raise ValueError(f'render_size {args.render_size} must be in [16, 1024]')
+    if not args.real_time_factor > 0:
+        raise ValueError('real_time_factor must be > 0')
+
+
+def _sim_bridge(args, split: str, start_delay_s: float) -> NodeSpec:
+    """Return the g1_tabletop sim_bridge running ``args.episodes`` episodes of ``split``."""
+    return NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
+                    'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode',
+                    {'environment': 'g1_tabletop', 'task': args.task,
+                     'render_height': args.render_size, 'render_width': args.render_size,
+                     'split': split, 'auto_reset': True, 'first_index': args.first_index,
+                     'max_episodes': args.episodes, 'real_time_factor': args.real_time_factor,
+                     'start_delay_s': start_delay_s},
+                    list(SIM_REMAPPINGS))
+
+
 def collect_graph(args: CollectArguments) -> typing.List[NodeSpec]:
     """Return sim_bridge (training initial states) + scripted_expert + the bag recorder."""
-    sim = {'environment': 'g1_tabletop', 'task': args.task, 'render_height': args.render_size,
-           'render_width': args.render_size, 'split': 'train', 'auto_reset': True,
-           'first_index': args.first_index, 'max_episodes': args.episodes,
-           'real_time_factor': args.real_time_factor, 'start_delay_s': 2.0}
     # Every node but the simulator runs on its /clock: stamps and timers stay consistent even
     # when the simulation runs slower (or faster) than the wall clock.
     return [
-        NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
-                 'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode', sim, list(SIM_REMAPPINGS)),
+        _sim_bridge(args, 'train', start_delay_s=2.0),
         NodeSpec('dit4dit_bringup', 'scripted_expert', 'scripted_expert',
                  'dit4dit_bringup.nodes.scripted_expert:ScriptedExpertNode',
                  {'use_sim_time': True},
@@ -256,12 +268,9 @@ class SimArguments:
             raise ValueError('checkpoint is required (a checkpoint directory)')
         if self.strategy not in STRATEGIES:
             raise ValueError(f'strategy {self.strategy!r}: valid are {", ".join(STRATEGIES)}')
-        if self.episodes < 1 or self.first_index < 0:
-            raise ValueError('episodes must be >= 1 and first_index >= 0')
-        if not 16 <= self.render_size <= 1024:
-            raise ValueError(f'render_size {self.render_size} must be in [16, 1024]')
-        if not (self.real_time_factor > 0 and 0 < self.control_rate_hz <= 500):
-            raise ValueError('real_time_factor must be > 0 and control_rate_hz in (0, 500]')
+        _check_episodes(self)
+        if not 0 < self.control_rate_hz <= 500:
+            raise ValueError('control_rate_hz must be in (0, 500]')
 
 
 SIM_DESCRIPTIONS = {
@@ -284,13 +293,8 @@ def sim_graph(args: SimArguments) -> typing.List[NodeSpec]:
     joints = list(read_normalizer(args.checkpoint).action_names)
     if not joints:
         raise ValueError(f'{args.checkpoint}: the checkpoint names no action joints')
-    sim = {'environment': 'g1_tabletop', 'task': args.task, 'render_height': args.render_size,
-           'render_width': args.render_size, 'split': 'held_out', 'auto_reset': True,
-           'first_index': args.first_index, 'max_episodes': args.episodes,
-           'real_time_factor': args.real_time_factor, 'start_delay_s': 3.0}
     return [
-        NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
-                 'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode', sim, list(SIM_REMAPPINGS)),
+        _sim_bridge(args, 'held_out', start_delay_s=3.0),
         NodeSpec('dit4dit_policy', 'policy_node', 'policy_node',
                  'dit4dit_policy.nodes.policy_node:PolicyNode',
                  {'checkpoint': args.checkpoint, 'device': args.device,

@@ -10,3 +10,16 @@ import random
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def context():
+    """Return a fresh rclpy context, shut down after the test."""
+    import rclpy
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)

@@ -19,6 +19,7 @@ from dit4dit_bringup.g1_lowcmd import (
     G1_JOINT_NAMES, G1_LOWER, G1_UPPER)
 from dit4dit_bringup.nodes.g1_bridge import G1BridgeNode
 from dit4dit_bringup.unitree_crc import lowcmd_crc
+from node_utils import Capture
 import numpy as np
 import pytest
 import rclpy
@@ -34,28 +35,6 @@ ARM_NAMES = [G1_JOINT_NAMES[i] for i in ARMS]
 RATE = 250.0
 MAX_VEL = 2.0
 STEP = MAX_VEL / RATE
-
-
-class Capture:
-    """Stands in for a publisher: keeps a copy of what the node publishes."""
-
-    def __init__(self, copy=False):
-        self.msgs = []
-        self.copy = copy
-
-    def publish(self, msg):
-        if self.copy:   # the bridge reuses one LowCmd object
-            from rclpy.serialization import deserialize_message, serialize_message
-            msg = deserialize_message(serialize_message(msg), type(msg))
-        self.msgs.append(msg)
-
-
-@pytest.fixture
-def context():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 def make_bridge(context, **overrides):

@@ -12,29 +12,12 @@ from dit4dit_bringup.nodes.sim_bridge import episode_seed, SimBridgeNode  # noqa
 from dit4dit_bringup.sim.g1_expert import TabletopExpert  # noqa: E402
 from dit4dit_msgs.msg import EpisodeEvent  # noqa: E402
 from dit4dit_msgs.srv import ResetEpisode, SetTask  # noqa: E402
+from node_utils import Capture  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-
-
-class Capture:
-    """Stands in for a publisher."""
-
-    def __init__(self):
-        self.msgs = []
-
-    def publish(self, msg):
-        self.msgs.append(msg)
-
-
-@pytest.fixture
-def context():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 def make_bridge(context, **overrides):

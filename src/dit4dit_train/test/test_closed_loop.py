@@ -53,30 +53,13 @@ def test_sim_graph_wires_the_policy_to_the_simulator(checkpoint):
         cli(['--checkpoint', str(checkpoint), '--output', '/tmp/x', '--strategy', 'blend'])
 
 
-def test_sim_launch_file_declares_every_argument(monkeypatch, checkpoint):
+def test_sim_launch_file_declares_every_argument(load_launch_file, checkpoint):
     """Import sim.launch.py with stand-ins for launch / launch_ros (not installable here)."""
-    import importlib.util
     from pathlib import Path
-    import sys
     import types
 
-    launch_file = Path(__file__).resolve().parents[2] / 'dit4dit_bringup' / 'launch' / \
-        'sim.launch.py'
-    if not launch_file.is_file():
-        pytest.skip(f'{launch_file} is not next to this source tree')
-
-    class Action:
-        def __init__(self, *args, **kwargs):
-            self.args, self.kwargs = args, kwargs
-    modules = {'launch': {'LaunchDescription': Action},
-               'launch.actions': {n: type(n, (Action,), {}) for n in (
-                   'DeclareLaunchArgument', 'OpaqueFunction', 'Shutdown')},
-               'launch_ros': {}, 'launch_ros.actions': {'Node': type('Node', (Action,), {})}}
-    for name, attrs in modules.items():
-        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
-    spec = importlib.util.spec_from_file_location('sim_launch', launch_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_launch_file(Path(__file__).resolve().parents[2] / 'dit4dit_bringup' /
+                              'launch' / 'sim.launch.py')
     entities = module.generate_launch_description().args[0]
     declared = {e.args[0]: e.kwargs for e in entities
                 if type(e).__name__ == 'DeclareLaunchArgument'}

@@ -61,29 +61,13 @@ def test_expert_reads_the_task_and_cube_from_the_start_event():
         parse_event(EpisodeEvent(task='g1_tabletop/reach', instruction='reach the cube'))
 
 
-def test_launch_file_builds_the_collect_graph(monkeypatch, tmp_path):
+def test_launch_file_builds_the_collect_graph(load_launch_file, tmp_path):
     """Import collect_demos.launch.py with stand-ins for launch / launch_ros (not here)."""
-    import importlib.util
     from pathlib import Path
-    import sys
     import types
 
-    launch_file = Path(__file__).resolve().parents[3] / 'launch' / 'collect_demos.launch.py'
-    if not launch_file.is_file():
-        pytest.skip(f'{launch_file} is not next to this source tree')
-
-    class Action:
-        def __init__(self, *args, **kwargs):
-            self.args, self.kwargs = args, kwargs
-    modules = {'launch': {'LaunchDescription': Action},
-               'launch.actions': {n: type(n, (Action,), {}) for n in (
-                   'DeclareLaunchArgument', 'OpaqueFunction', 'ExecuteProcess', 'Shutdown')},
-               'launch_ros': {}, 'launch_ros.actions': {'Node': type('Node', (Action,), {})}}
-    for name, attrs in modules.items():
-        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
-    spec = importlib.util.spec_from_file_location('collect_launch', launch_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_launch_file(Path(__file__).resolve().parents[3] / 'launch' /
+                              'collect_demos.launch.py')
     entities = module.generate_launch_description().args[0]
     declared = {e.args[0]: e.kwargs for e in entities
                 if type(e).__name__ == 'DeclareLaunchArgument'}
