@@ -49,6 +49,11 @@ def graph(checkpoint, tmp_path):
         if spec.name == 'action_executor':
             assert spec.parameters['joints'] == POLICY_JOINTS
             spec.parameters['ramp_in_s'] = 0.2
+        if spec.name == 'g1_bridge':
+            # This process is the robot, a Python loop without real-time guarantees: its
+            # LowState can pause longer than a real G1's 2 ms, which the bridge's 100 ms
+            # watchdog would rightly treat as a lost robot.
+            spec.parameters['lowstate_timeout_s'] = 1.0
         params = tmp_path / f'{spec.name}.yaml'
         params.write_text(yaml.safe_dump({spec.name: {'ros__parameters': spec.parameters}}))
         procs[spec.name] = subprocess.Popen(

@@ -141,3 +141,20 @@ def test_episode_start_forgets_old_chunks_and_reenables_on_the_new_pose(node):
     node.tick()
     node.tick()
     assert node.state == ExecutorStatus.STATE_DISABLED and len(node.sent) == sent   # silent
+
+
+@pytest.mark.parametrize('params', [{'ramp_in_s': 5.0, 'policy_timeout_s': 0.05}])
+def test_a_silent_policy_stops_the_ramp_in_too(node):
+    import time
+    _joints(node, (0.0, 0.0))
+    assert _call(node._on_enable).success
+    _chunk(node, 0.5)
+    node.tick()
+    assert node.state == ExecutorStatus.STATE_RAMPING_IN
+    time.sleep(0.08)                       # the policy says nothing for longer than its timeout
+    _joints(node, (0.0, 0.0))
+    node.tick()
+    assert node.state == ExecutorStatus.STATE_HOLDING
+    held = node.sent[-1].position.tolist()
+    node.tick()
+    assert node.sent[-1].position.tolist() == pytest.approx(held, abs=1e-3)   # braking, at rest

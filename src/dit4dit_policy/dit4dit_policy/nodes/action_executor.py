@@ -196,7 +196,7 @@ class ActionExecutorNode(Node):
         now = self._now()
         reason = self._watchdog(now)
         target = None if reason else self.chunks.target(now)
-        if self.state == ExecutorStatus.STATE_RAMPING_IN:
+        if self.state == ExecutorStatus.STATE_RAMPING_IN and not reason:
             alpha = min(1.0, (now - self.ramp_start) / max(self.ramp_s, 1e-6))
             goal = target if target is not None else self.ramp_from
             target = (1 - alpha) * self.ramp_from + alpha * goal
@@ -219,10 +219,12 @@ class ActionExecutorNode(Node):
         if self.measured_stamp is None or now - self.measured_stamp > \
                 self.p['max_observation_age_s']:
             return 'watchdog: joint states too old'
-        if self.state != ExecutorStatus.STATE_RAMPING_IN and (
-                self.last_chunk_time is None
-                or now - self.last_chunk_time > self.p['policy_timeout_s']):
-            return 'watchdog: no chunk from the policy'
+        if self.last_chunk_time is None:
+            # Ramping in may start before the first chunk (it blends toward the measured pose).
+            return '' if self.state == ExecutorStatus.STATE_RAMPING_IN else \
+                'watchdog: no chunk from the policy'
+        if now - self.last_chunk_time > self.p['policy_timeout_s']:
+            return 'watchdog: no chunk from the policy'      # in every state, ramp-in included
         return ''
 
     def publish_status(self):
