@@ -80,6 +80,7 @@ def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float =
         monitor.create_subscription(Image, '/camera/image_raw', on_image, qos_profile_sensor_data)
 
         sim = nodes['sim_bridge']
+        fps = int(round(sim.p['camera_fps']))     # videos play at the simulated camera rate
         sim_executor = SingleThreadedExecutor()
         sim_executor.add_node(sim)
         sim_thread = threading.Thread(target=_spin, args=(sim_executor, stop), daemon=True)
@@ -113,7 +114,7 @@ def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float =
         images = frames.get(row['episode']) or []
         if images:
             path = output / 'videos' / f'episode_{row["episode"]:03d}.mp4'
-            row['video'] = str(write_mp4(path, np.stack(images), int(round(15))))
+            row['video'] = str(write_mp4(path, np.stack(images), fps))
     wins = sum(bool(e['success']) for e in finished)
     result = {'checkpoint': args.checkpoint, 'task': args.task, 'strategy': args.strategy,
               'episodes': len(finished), 'successes': wins,
