@@ -9,6 +9,7 @@ import importlib
 
 ENVIRONMENTS = {
     'g1_tabletop': ('dit4dit_bringup.sim.g1_tabletop', 'G1Tabletop', 'TabletopConfig'),
+    'libero': ('dit4dit_bringup.sim.libero', 'Libero', 'LiberoConfig'),
 }
 
 
