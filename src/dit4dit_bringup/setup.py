@@ -30,6 +30,8 @@ setup(
             'command_ghost = dit4dit_bringup.nodes.command_ghost:main',
             'sim_bridge = dit4dit_bringup.nodes.sim_bridge:main',
             'scripted_expert = dit4dit_bringup.nodes.scripted_expert:main',
+            'libero_expert = dit4dit_bringup.nodes.libero_expert:main',
+            'expert_parity = dit4dit_bringup.expert_parity:main',
         ],
     },
 )

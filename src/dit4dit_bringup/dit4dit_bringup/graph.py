@@ -311,3 +311,41 @@ def sim_graph(args: SimArguments) -> typing.List[NodeSpec]:
                   ('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command'),
                   ('episode_event', '/dit4dit/episode_event')]),
     ]
+
+
+@dataclass
+class ExpertArguments:
+    """A LIBERO scripted expert through ROS (``dit4dit_bringup.expert_parity``), validated."""
+
+    task: str = 'libero_spatial/0'
+    episodes: int = 2
+    first_index: int = 0
+    render_size: int = 128
+    camera_fps: float = 10.0
+    lockstep: bool = True
+
+    def __post_init__(self):
+        """Validate."""
+        if self.episodes < 1 or self.first_index < 0:
+            raise ValueError('episodes must be >= 1 and first_index >= 0')
+        if not 16 <= self.render_size <= 1024 or not self.camera_fps > 0:
+            raise ValueError('render_size must be in [16, 1024] and camera_fps > 0')
+
+
+def expert_graph(args: ExpertArguments) -> typing.List[NodeSpec]:
+    """Return sim_bridge (LIBERO, held-out initial states) + the libero_expert node."""
+    return [
+        NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
+                 'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode',
+                 {'environment': 'libero', 'task': args.task, 'split': 'held_out',
+                  'render_height': args.render_size, 'render_width': args.render_size,
+                  'camera_fps': args.camera_fps, 'auto_reset': True,
+                  'first_index': args.first_index, 'max_episodes': args.episodes,
+                  # The direct loop's success test: the first step at which the goal holds.
+                  'success_hold_s': 0.0, 'lockstep': args.lockstep, 'start_delay_s': 1.0},
+                 list(SIM_REMAPPINGS)),
+        NodeSpec('dit4dit_bringup', 'libero_expert', 'libero_expert',
+                 'dit4dit_bringup.nodes.libero_expert:LiberoExpertNode',
+                 {'use_sim_time': True},
+                 SIM_REMAPPINGS[:2] + [('objects', '/sim_bridge/objects')]),
+    ]

@@ -27,6 +27,7 @@ def make_bridge(context, **overrides):
                          parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     for name in ('image_pub', 'joint_pub', 'event_pub', 'task_pub', 'objects_pub', 'clock_pub'):
         setattr(node, name, Capture())
+    node.image_pubs = [node.image_pub]
     return node
 
 
@@ -128,6 +129,32 @@ def test_malformed_commands_and_tasks_are_refused(context):
         assert node.env.data.ctrl[act] == pytest.approx(1.0) and node.stale_commands == 1
         response = node._on_set_task(SetTask.Request(instruction='stack'), SetTask.Response())
         assert not response.success and 'valid: reach, push' in response.message
+    finally:
+        node.destroy_node()
+
+
+def test_lockstep_steps_once_per_fresh_command_or_after_the_timeout(context):
+    node = make_bridge(context, lockstep=True, lockstep_timeout_s=0.3)
+    try:
+        node.advance(0.02)                                 # the first episode starts
+        assert node.running
+        start, observations = node.env.time, len(node.joint_pub.msgs)
+        for _ in range(3):
+            node.tick()
+        assert node.env.time == start                      # nothing answered the observation
+        command = JointState(name=['left_elbow_joint'], position=[-0.5])
+        command.header.stamp = node.joint_pub.msgs[-1].header.stamp
+        node.on_command(command)
+        node.tick()
+        assert node.env.time == pytest.approx(start + 0.05)
+        assert len(node.joint_pub.msgs) == observations + 1     # every step is observed
+        assert len(node.objects_pub.msgs) == len(node.joint_pub.msgs)
+        node.on_command(command)                           # answers the previous observation
+        node.tick()
+        assert node.env.time == pytest.approx(start + 0.05)
+        time.sleep(0.35)
+        node.tick()
+        assert node.env.time == pytest.approx(start + 0.10) and node.lockstep_timeouts == 1
     finally:
         node.destroy_node()
 

@@ -2,10 +2,13 @@
 ``sim_bridge``: a simulated environment behind the same topics as the robot side.
 
 * ``joint_states`` (``sensor_msgs/JointState``, every joint, at ``joint_state_rate_hz``) and
-  ``camera/image_raw`` (``sensor_msgs/Image`` rgb8, at ``camera_fps`` of simulated time).
-* ``joint_command`` (``sensor_msgs/JointState``, positions by name): position targets, applied
-  while an episode runs; a message with an unknown name or a non-finite value is refused whole,
-  and one stamped before the episode started (a late command for the previous one) is dropped.
+  ``camera/image_raw`` (``sensor_msgs/Image`` rgb8, at ``camera_fps`` of simulated time); an
+  environment with more cameras (LIBERO: agent view and wrist) publishes the others on
+  ``<camera>_camera/image_raw``.
+* ``joint_command`` (``sensor_msgs/JointState``, positions by name): the environment's command
+  names (joint position targets; LIBERO: the OSC action's pseudo-joints), applied while an episode
+  runs; a message with an unknown name or a non-finite value is refused whole, and one stamped
+  before the episode started (a late command for the previous one) is dropped.
 * Episodes: ``~/reset`` (``dit4dit_msgs/ResetEpisode``: initial state i of ``split``, optional
   task) starts one; ``~/set_task`` (``dit4dit_msgs/SetTask``, a task id such as ``push``) switches
   the task for the next reset. Every start and end is a ``dit4dit_msgs/EpisodeEvent`` on
@@ -14,10 +17,16 @@
   episode short) and the instruction goes to ``task``
   (``std_msgs/String``, transient local). With ``auto_reset`` the next initial state starts
   ``pause_s`` after an end, until ``max_episodes`` (0: no limit); ``finished`` then turns True.
-* ``~/objects`` (``visualization_msgs/MarkerArray``): the objects' poses (rviz, scripted experts).
+* ``~/objects`` (``visualization_msgs/MarkerArray``, with every joint state): the objects' poses
+  (rviz, scripted experts).
 * Time: each tick advances the simulation by the wall time elapsed times ``real_time_factor``
   (at most ``max_step_s``) and publishes it on ``/clock``; stamps are that clock. With a factor
   other than 1, run every node with ``use_sim_time:=true``.
+* ``lockstep``: synchronous mode for simulators or policies slower than real time (LIBERO renders
+  4-7 steps/s here). During an episode the simulation advances ``lockstep_period_s`` at a time,
+  each step only once a ``joint_command`` stamped at or after the last observation has arrived
+  (or after ``lockstep_timeout_s`` of wall time, with a warning); every step publishes joint
+  states and objects. Commanders must run on ``/clock`` (``use_sim_time``).
 
 The environment is ROS-free (``dit4dit_bringup.sim``); this node converts and schedules only.
 """
@@ -44,8 +53,10 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 PARAMETERS = (
-    ('environment', 'g1_tabletop', 'Environment backend (dit4dit_bringup.sim.ENVIRONMENTS).'),
-    ('task', 'reach', 'Task id of the environment (g1_tabletop: reach, push).'),
+    ('environment', 'g1_tabletop', 'Environment backend (dit4dit_bringup.sim.ENVIRONMENTS: '
+     'g1_tabletop, libero).'),
+    ('task', 'reach', 'Task id of the environment (g1_tabletop: reach, push; libero: '
+     '<suite>/<index> such as libero_spatial/0).'),
     ('render_height', 128, 'Camera image height [px].'),
     ('render_width', 128, 'Camera image width [px].'),
     ('camera_fps', 15.0, 'Camera rate in simulated time [Hz].'),
@@ -60,6 +71,11 @@ PARAMETERS = (
     ('max_episodes', 0, 'Stop starting episodes after this many (0: no limit).'),
     ('pause_s', 0.5, 'Simulated pause between an end and the next automatic start [s].'),
     ('success_hold_s', 0.2, 'The task must hold this long before SUCCESS is declared [s].'),
+    ('lockstep', False, 'Advance one lockstep_period_s step per fresh joint_command (synchronous '
+     'mode; real_time_factor then applies between episodes only).'),
+    ('lockstep_period_s', 0.05, 'Simulated time per lockstep step [s].'),
+    ('lockstep_timeout_s', 5.0, 'Step anyway (and warn) after this much wall time without a fresh '
+     'command [s]; 0 waits for ever.'),
 )
 
 
@@ -84,14 +100,22 @@ class SimBridgeNode(Node):
         p = self.p = declare_parameters(self, PARAMETERS)
         if p['split'] not in SPLITS:
             raise ValueError(f'split {p["split"]!r}: valid are {", ".join(SPLITS)}')
-        for key in ('camera_fps', 'joint_state_rate_hz', 'real_time_factor', 'max_step_s'):
+        for key in ('camera_fps', 'joint_state_rate_hz', 'real_time_factor', 'max_step_s',
+                    'lockstep_period_s'):
             if not 0.0 < p[key] < float('inf'):
                 raise ValueError(f'{key} {p[key]} must be > 0 and finite')
+        if not 0.0 <= p['lockstep_timeout_s'] < float('inf'):
+            raise ValueError(f'lockstep_timeout_s {p["lockstep_timeout_s"]} must be >= 0')
         self.env = make_env(p['environment'], task=p['task'],
                             render_size=(p['render_height'], p['render_width']))
         self.held_out, self.tasks = self.env.held_out_seeds, self.env.tasks
         self.joint_names = list(self.env.joint_names)
-        self.image_pub = self.create_publisher(Image, 'camera/image_raw', 5)
+        # The first camera is the suite's camera/image_raw; others get their own topic.
+        self.cameras = tuple(getattr(self.env, 'cameras', ('head_cam',)))
+        self.image_pubs = [self.create_publisher(
+            Image, 'camera/image_raw' if i == 0 else f'{name}_camera/image_raw', 5)
+            for i, name in enumerate(self.cameras)]
+        self.image_pub = self.image_pubs[0]
         self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
         self.event_pub = self.create_publisher(EpisodeEvent, 'episode_event', 10)
         self.task_pub = self.create_publisher(String, 'task', LATCHED)
@@ -111,6 +135,10 @@ class SimBridgeNode(Node):
             if p['auto_reset'] else None
         self.success_since = None
         self.next_camera_t = self.next_joint_t = 0.0
+        self.observed_ns = 0            # lockstep: clock of the last observation published
+        self.commanded_ns = -1          # lockstep: stamp of the last command applied
+        self.waiting_since = None       # lockstep: wall time the current step started waiting
+        self.lockstep_timeouts = 0
         self.finished = False
         self.results = []            # (initial_state_index, success) per finished episode
         self._wall = time.monotonic()
@@ -135,6 +163,7 @@ class SimBridgeNode(Node):
             if len(msg.position) != len(msg.name):
                 raise ValueError(f'{len(msg.position)} positions for {len(msg.name)} names')
             self.env.apply(list(msg.name), np.asarray(msg.position, dtype=float))
+            self.commanded_ns = max(self.commanded_ns, stamp)
         except ValueError as exc:
             self.get_logger().warn(f'joint_command refused: {exc}', throttle_duration_sec=2.0)
 
@@ -213,10 +242,28 @@ class SimBridgeNode(Node):
     def tick(self):
         """Advance the simulation by the elapsed wall time (scaled) and publish what is due."""
         wall = time.monotonic()
+        if self.p['lockstep'] and self.running:
+            self._wall = wall
+            self._lockstep(wall)
+            return
         seconds = min((wall - self._wall) * self.p['real_time_factor'], self.p['max_step_s'])
         self._wall = wall
         if seconds > 0.0:
             self.advance(seconds)
+
+    def _lockstep(self, wall: float):
+        """Take one lockstep step once a command answers the last observation (or on timeout)."""
+        if self.waiting_since is None:
+            self.waiting_since = wall
+        timeout = self.p['lockstep_timeout_s']
+        if self.commanded_ns < self.observed_ns:
+            if not timeout or wall - self.waiting_since < timeout:
+                return
+            self.lockstep_timeouts += 1
+            self.get_logger().warn(f'lockstep: no command for {timeout:g} s; stepping with the '
+                                   'last one', throttle_duration_sec=5.0)
+        self.waiting_since = None
+        self.advance(self.p['lockstep_period_s'])
 
     def advance(self, seconds: float):
         """Advance the clock (and a running episode) by ``seconds``; start or end episodes."""
@@ -254,19 +301,22 @@ class SimBridgeNode(Node):
     def _publish_observations(self):
         t = self.env.time
         stamp = self._stamp()
-        if t >= self.next_joint_t:
+        if t >= self.next_joint_t or self.p['lockstep']:
             self.next_joint_t = _next(self.next_joint_t, t, self.p['joint_state_rate_hz'])
             msg = JointState(name=self.joint_names,
                              position=self.env.joint_positions().tolist(),
                              velocity=self.env.joint_velocities().tolist())
             msg.header.stamp = stamp
+            self.objects_pub.publish(self._objects(stamp))
             self.joint_pub.publish(msg)
+            self.observed_ns = self.clock_ns
         if t >= self.next_camera_t:
             self.next_camera_t = _next(self.next_camera_t, t, self.p['camera_fps'])
-            image = Image(**rgb_to_image_fields(self.env.render()))
-            image.header.stamp, image.header.frame_id = stamp, 'head_cam'
-            self.image_pub.publish(image)
-            self.objects_pub.publish(self._objects(stamp))
+            for i, (name, pub) in enumerate(zip(self.cameras, self.image_pubs)):
+                image = Image(**rgb_to_image_fields(
+                    self.env.render() if i == 0 else self.env.render(name)))
+                image.header.stamp, image.header.frame_id = stamp, name
+                pub.publish(image)
 
     def _objects(self, stamp) -> MarkerArray:
         markers = []
