@@ -3,10 +3,11 @@
 
 Subscribes ``joint_states``, the simulator's object markers (``objects``, ``visualization_msgs/
 MarkerArray``: privileged state, as scripted experts use) and ``episode_event``. On each START it
-waits for the first joint state of the new episode, then plans with ``TabletopExpert`` on a
-private copy of the scene (``G1Tabletop.mirror``) and publishes ``joint_command`` (``sensor_msgs/
-JointState``, the 14 arm joints) at ``rate_hz`` until the episode ends. The task and the named
-cube come from the event (``task`` = ``g1_tabletop/<task>``, the colour from the instruction).
+waits for the first joint state and object poses of the new episode, then plans with
+``TabletopExpert`` on a private copy of the scene (``G1Tabletop.mirror``) and publishes
+``joint_command`` (``sensor_msgs/JointState``, the 14 arm joints) at ``rate_hz`` until the episode
+ends. The task and the named cube come from the event (``task`` = ``g1_tabletop/<task>``, the
+colour from the instruction).
 """
 
 from dit4dit_msgs.msg import EpisodeEvent
@@ -49,6 +50,7 @@ class ScriptedExpertNode(Node):
         self.env = G1Tabletop(TabletopConfig())
         self.expert = TabletopExpert(self.env, ExpertConfig(max_speed=self.p['max_speed']))
         self.joints = self.cubes = None
+        self.cubes_stamp = (0, 0)
         self.pending = None            # (START event, its stamp in ns) awaiting a joint state
         self.active = False
         self.pub = self.create_publisher(JointState, 'joint_command', 10)
@@ -63,6 +65,9 @@ class ScriptedExpertNode(Node):
             self.joints = msg
 
     def _on_objects(self, msg):
+        if msg.markers:
+            stamp = msg.markers[0].header.stamp
+            self.cubes_stamp = (stamp.sec, stamp.nanosec)
         self.cubes = {m.ns.removesuffix('_cube'): (m.pose.position.x, m.pose.position.y,
                                                    m.pose.position.z) for m in msg.markers}
 
@@ -80,7 +85,9 @@ class ScriptedExpertNode(Node):
         if self.pending is not None and self.joints is not None and self.cubes is not None:
             stamp = self.pending.header.stamp
             js = self.joints.header.stamp
-            if (js.sec, js.nanosec) >= (stamp.sec, stamp.nanosec):
+            start = (stamp.sec, stamp.nanosec)
+            # Both from the new episode: planning on the previous episode's cubes misses.
+            if (js.sec, js.nanosec) >= start and self.cubes_stamp >= start:
                 try:
                     task, colour = parse_event(self.pending)
                 except ValueError as exc:
