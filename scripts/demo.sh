@@ -16,8 +16,8 @@ EPISODES="${EPISODES:-5}"
 CHECKPOINT="${CHECKPOINT:-$ROOT/demo/g1_tabletop_reach_tiny}"
 OUT="${OUT:-$ROOT/outputs/demo}"
 if [ ! -f "$CHECKPOINT/manifest.json" ]; then
-  echo "[demo] no checkpoint at $CHECKPOINT: none is shipped yet (the tiny policy trained here does" >&2
-  echo "[demo] not pass the 60 % bar yet). Build one with 'make demo-train', then" >&2
+  echo "[demo] no checkpoint at $CHECKPOINT (the shipped one is demo/g1_tabletop_reach_tiny)." >&2
+  echo "[demo] Rebuild one with 'make demo-train', then" >&2
   echo "[demo] CHECKPOINT=outputs/demo_train/run/checkpoint make demo" >&2
   exit 1
 fi

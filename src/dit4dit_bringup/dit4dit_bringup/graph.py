@@ -184,7 +184,7 @@ class CollectArguments:
     task: str = 'reach'
     episodes: int = 20
     first_index: int = 0
-    render_size: int = 128
+    render_size: int = 96
     real_time_factor: float = 1.0
     storage: str = 'mcap'
 
@@ -200,7 +200,7 @@ COLLECT_DESCRIPTIONS = {
     'task': 'g1_tabletop task: reach or push',
     'episodes': 'number of finished episodes to record',
     'first_index': 'first training initial state (seed); use disjoint ranges per run',
-    'render_size': 'head camera image size [px] (square)',
+    'render_size': 'head camera image size [px] (square; the demo checkpoint was trained on 96)',
     'real_time_factor': 'simulated seconds per wall second (the other nodes follow /clock)',
     'storage': 'rosbag2 storage: mcap or sqlite3',
 }
@@ -256,7 +256,7 @@ class SimArguments:
     task: str = 'reach'
     episodes: int = 20
     first_index: int = 0
-    render_size: int = 128
+    render_size: int = 96
     strategy: str = 'crossfade'
     control_rate_hz: float = 100.0
     real_time_factor: float = 1.0
@@ -278,7 +278,7 @@ SIM_DESCRIPTIONS = {
     'task': 'g1_tabletop task: reach or push',
     'episodes': 'held-out episodes to run',
     'first_index': 'first held-out initial state',
-    'render_size': 'head camera image size [px] (square)',
+    'render_size': 'head camera image size [px] (square; as in the training demonstrations)',
     'strategy': 'chunk transition strategy: replace, crossfade or rtc',
     'control_rate_hz': 'executor rate [Hz]',
     'real_time_factor': 'simulated seconds per wall second (the other nodes follow /clock)',

