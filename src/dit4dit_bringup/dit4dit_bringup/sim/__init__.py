@@ -1,8 +1,9 @@
 """
 Simulated environments behind ``sim_bridge``, ROS-free, chosen by name from ``ENVIRONMENTS``.
 
-``g1_tabletop`` (MuJoCo, the G1 with Dex3 hands at a table with coloured cubes). Backends are
-imported only when made: MuJoCo is not needed by anything else in the suite.
+``g1_tabletop`` (MuJoCo, the G1 with Dex3 hands at a table with coloured cubes) and ``libero``
+(the LIBERO suites, Franka Panda on robosuite). Backends are imported only when made: MuJoCo and
+LIBERO are not needed by anything else in the suite.
 """
 
 import importlib
