@@ -2,10 +2,12 @@
 
 from dit4dit_policy.model import preset
 from dit4dit_policy.model.action_dit import ActionDiT
+from dit4dit_policy.model.config import TEXT_ENCODERS
 from dit4dit_policy.model.latent_codec import make_codec, PixelPatchCodec, WanVAECodec
 from dit4dit_policy.model.normalization import NormalizationError, Normalizer
 from dit4dit_policy.model.text_encoder import (
-    ByteEncoder, InstructionCache, make_text_encoder, standardise_and_concat)
+    ByteEncoder, ContextualByteEncoder, ENCODERS, InstructionCache, make_text_encoder,
+    standardise_and_concat)
 from dit4dit_policy.model.video_backbone import build_transformer
 import numpy as np
 import pytest
@@ -29,6 +31,26 @@ def test_byte_encoder_is_deterministic_and_pads_with_zeros():
     assert a.shape == (cfg.max_tokens, cfg.embed_dim) and torch.equal(a, b)
     assert a[15].any() and not a[16:].any()      # 16 bytes, then zero padding
     assert not torch.equal(a, ByteEncoder(cfg).encode('pick up the ball'))
+
+
+def test_contextual_byte_encoder_puts_the_instruction_on_every_row():
+    cfg = preset('tiny', ['text.encoder=bytes_context']).text
+    enc = make_text_encoder(cfg)
+    assert isinstance(enc, ContextualByteEncoder)
+    red, green = enc.encode('reach the red cube'), enc.encode('reach the green cube')
+    assert torch.equal(red, ContextualByteEncoder(cfg).encode('reach the red cube'))
+    plain = ByteEncoder(cfg).encode('reach the red cube')
+    bag = red - plain                      # the same bag-of-words vector on every row
+    torch.testing.assert_close(bag, bag[:1].expand_as(bag))
+    assert bag[0].std() == pytest.approx(1.0, abs=0.35) and red[40].any()   # padding too
+    # one changed word moves every row, not only the word's own bytes as with plain bytes
+    moved = (red - green).norm(dim=-1)
+    assert moved.min() > 0.3 * moved.max()
+    bytes_moved = (plain - ByteEncoder(cfg).encode('reach the green cube')).norm(dim=-1)
+    assert not bytes_moved[25:].any()
+    assert torch.equal(enc.word_vector('Red'), enc.word_vector('red'))
+    assert enc.identity != ByteEncoder(cfg).identity    # distinct cache keys
+    assert set(ENCODERS) == set(TEXT_ENCODERS)           # the config accepts what exists
 
 
 def test_instruction_cache_encodes_each_instruction_once_and_persists(tmp_path):
@@ -169,3 +191,37 @@ def test_pretrained_transformer_loads_from_a_local_diffusers_directory(tmp_path,
     wrong = cfg.with_overrides(['video.num_layers=4'])
     with pytest.raises(ValueError, match='num_layers: directory has 3, configuration needs 4'):
         DiT4DiT(wrong)
+
+
+def _uniform_features(cfg):
+    """Tap features of a clip whose every latent token has the same content."""
+    from dit4dit_policy.model import DiT4DiT
+    torch.manual_seed(0)
+    model = DiT4DiT(cfg).eval()
+    h, w = cfg.video.latent_size
+    latents = torch.full((1, cfg.video.latent_channels, cfg.video.num_latent_frames, h, w), 0.3)
+    mask = torch.zeros_like(latents[:, :1])
+    mask[:, :, 0] = 1.0
+    t = model.video.frame_timesteps(torch.tensor([0.5]), latents.shape[2])
+    text = torch.zeros(1, cfg.text.max_tokens, cfg.text.embed_dim)
+    with torch.no_grad():
+        feats = model.video.features(latents, mask, t, text)[0]
+    frame = feats[:cfg.video.num_tokens // cfg.video.num_latent_frames]
+    # how much the conditioning frame's tokens differ from each other, relative to their size
+    spread = (frame - frame.mean(0)).norm(dim=-1).mean() / frame.norm(dim=-1).mean()
+    return model, float(spread)
+
+
+def test_learnable_position_makes_tapped_tokens_know_where_they_are():
+    # Pixel patches have no positional cue and RoPE only shapes attention: without the learnable
+    # absolute embedding, tokens of equal content are (almost) equal and the action DiT cannot
+    # tell where the named cube is.
+    cfg = preset('tiny', ['video.extra_pos_embed_type=learnable'])
+    model, spread = _uniform_features(cfg)
+    assert spread > 0.3
+    for table in ('pos_emb_t', 'pos_emb_h', 'pos_emb_w'):
+        # not diffusers' zeros: the embedding's normalisation has a 1 / eps gradient there
+        std = getattr(model.video.transformer.learnable_pos_embed, table).std().item()
+        assert 0.05 < std < 0.2, (table, std)
+    _, plain = _uniform_features(cfg.with_overrides(['video.extra_pos_embed_type=null']))
+    assert plain < 0.02          # measured 0.005 (RoPE mixes frames unevenly near the edges)

@@ -23,7 +23,8 @@ import time
 import torch
 
 from .dataset import LeRobotDataset
-from .training import Collate, EpochSampler, lr_lambda, make_optimizer, TrainConfig
+from .training import (Collate, EpochSampler, lr_lambda, make_optimizer, start_weights,
+                       TrainConfig)
 
 
 def _dataset_info(root):
@@ -91,7 +92,9 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
-    sampler = EpochSampler(len(dataset), cfg.seed)
+    weights = (start_weights(dataset.episode_bounds(), len(dataset), cfg.start_weight)
+               if cfg.start_weight > 0 else None)
+    sampler = EpochSampler(len(dataset), cfg.seed, weights)
     # A private generator: creating a loader iterator then leaves the global RNG alone, so a
     # resumed run draws exactly the noise the uninterrupted run would have drawn.
     loader = torch.utils.data.DataLoader(

@@ -46,6 +46,9 @@ class TrainConfig:
     keep_states: int = 2
     log_every: int = 10
     seed: int = 42
+    # Extra sampling weight of an episode's first frames, w = 1 + start_weight * exp(-t / 3):
+    # where the policy chooses its target; 0 samples every frame equally often.
+    start_weight: float = 0.0
     mixed_precision: str = 'no'     # 'no' or 'bf16' (GPU)
 
     def __post_init__(self):
@@ -56,6 +59,7 @@ class TrainConfig:
             (self.lr_video >= 0 and self.lr_action > 0, 'learning rates must be positive'),
             (0 <= self.min_lr_ratio <= 1, 'min_lr_ratio must be in [0, 1]'),
             (self.warmup_steps >= 0, 'warmup_steps must be >= 0'),
+            (self.start_weight >= 0, 'start_weight must be >= 0'),
             (self.save_every >= 1 and self.log_every >= 1, 'save_every/log_every must be >= 1'),
             (self.mixed_precision in ('no', 'bf16', 'fp16'),
              "mixed_precision: valid are 'no', 'bf16', 'fp16'"),
@@ -117,24 +121,50 @@ def make_optimizer(model, cfg: TrainConfig):
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """A shuffled order that depends only on (seed, epoch): the same after a resume."""
+    """
+    An order that depends only on (seed, epoch): the same after a resume.
 
-    def __init__(self, n: int, seed: int):
-        """Sample ``n`` items."""
+    Without ``weights`` an epoch is a permutation of the ``n`` items; with them, ``n`` draws
+    with replacement in proportion to the weights.
+    """
+
+    def __init__(self, n: int, seed: int, weights=None):
+        """Sample ``n`` items, optionally weighted."""
         self.n, self.seed, self.epoch = n, seed, 0
+        self.weights = None
+        if weights is not None:
+            self.weights = torch.as_tensor(np.asarray(weights, np.float64))
+            if self.weights.shape != (n,) or not bool((self.weights >= 0).all()) \
+                    or float(self.weights.sum()) <= 0:
+                raise ValueError(f'weights must be {n} non-negative values, not all zero')
 
     def set_epoch(self, epoch: int):
-        """Choose the permutation of ``epoch``."""
+        """Choose the order of ``epoch``."""
         self.epoch = epoch
 
     def __iter__(self):
-        """Yield the epoch's permutation."""
+        """Yield the epoch's order."""
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        if self.weights is None:
+            return iter(torch.randperm(self.n, generator=g).tolist())
+        return iter(torch.multinomial(self.weights, self.n, replacement=True,
+                                      generator=g).tolist())
 
     def __len__(self):
         """Return the number of items."""
         return self.n
+
+
+def start_weights(bounds, n: int, start_weight: float):
+    """
+    Return per-sample weights 1 + start_weight * exp(-t / 3), t = frame index in its episode.
+
+    ``bounds``: {episode: (first sample, end)} as ``LeRobotDataset.episode_bounds`` gives.
+    """
+    weights = np.ones(n)
+    for first, end in bounds.values():
+        weights[first:end] += start_weight * np.exp(-np.arange(end - first) / 3.0)
+    return weights
 
 
 class Collate:

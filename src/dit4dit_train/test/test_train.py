@@ -16,6 +16,8 @@ from dit4dit_train.evaluate import main as evaluate_main
 from dit4dit_train.feature_map import FeatureMap
 from dit4dit_train.synthetic_bags import write_bag
 from dit4dit_train.train import main as train_main
+from dit4dit_train.training import EpochSampler, start_weights, TrainConfig, TrainConfigError
+import numpy as np
 import pytest
 
 MODEL = ['video.image_size=[32, 32]', 'video.frame_indices=[0, 1, 2, 3, 4]',
@@ -78,9 +80,35 @@ def test_offline_evaluation_on_held_out_episodes(trained_run, dataset, tmp_path,
     assert '[evaluate] 1 episodes' in capsys.readouterr().out
 
 
+def test_start_weighted_sampling_favours_episode_starts_and_is_reproducible():
+    bounds = {0: (0, 20), 3: (20, 30)}
+    weights = start_weights(bounds, 30, 5.0)
+    assert weights[0] == pytest.approx(6.0) and weights[20] == pytest.approx(6.0)
+    assert weights[19] == pytest.approx(1.0, abs=1e-2) and weights[3] < weights[2]
+    sampler = EpochSampler(30, seed=7, weights=weights)
+    sampler.set_epoch(2)
+    first = list(sampler)
+    sampler.set_epoch(2)
+    assert list(sampler) == first and len(first) == 30      # an epoch is (seed, epoch) alone
+    draws = []
+    for epoch in range(200):
+        sampler.set_epoch(epoch)
+        draws += list(sampler)
+    counts = np.bincount(draws, minlength=30) / len(draws)
+    assert counts[0] > 3 * counts[15] and counts[20] > 3 * counts[29]
+    assert counts[0] == pytest.approx(weights[0] / weights.sum(), rel=0.15)
+    plain = EpochSampler(30, seed=7)
+    assert sorted(plain) == list(range(30))                  # unweighted: a permutation
+    with pytest.raises(ValueError, match='non-negative'):
+        EpochSampler(3, seed=0, weights=[1.0, -1.0, 1.0])
+    with pytest.raises(TrainConfigError, match='start_weight'):
+        TrainConfig(start_weight=-1)
+
+
 def _train_cmd(dataset, run, *extra):
     return [sys.executable, '-m', 'dit4dit_train.train', '--dataset', str(dataset), '--output',
-            str(run), '--no-progress', 'steps=100', 'save_every=3', *COMMON, *extra]
+            str(run), '--no-progress', 'steps=100', 'save_every=3', 'start_weight=4', *COMMON,
+            *extra]
 
 
 def test_a_killed_run_resumes_at_its_last_state_exactly(dataset, tmp_path):

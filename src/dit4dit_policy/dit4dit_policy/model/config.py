@@ -21,6 +21,10 @@ import yaml
 COSMOS_FEATURE_FLOW_TIME = 200.0 / 201.0
 
 
+# The instruction encoders text_encoder.py implements (the names its registry accepts).
+TEXT_ENCODERS = ('bytes', 'bytes_context', 'cosmos_reason1')
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid or unknown."""
 
@@ -124,7 +128,7 @@ class VideoConfig:
 class TextConfig:
     """Instruction encoder: its kind, its output width and where its embeddings are cached."""
 
-    encoder: str = 'cosmos_reason1'     # 'cosmos_reason1' (Qwen2.5-VL-7B, local) or 'bytes'
+    encoder: str = 'cosmos_reason1'     # 'cosmos_reason1' (Qwen2.5-VL-7B, local), 'bytes*' (CPU)
     embed_dim: int = 100352             # width of the encoder's tokens (crossattn_proj input)
     max_tokens: int = 512
     model_path: str = ''                # local text-encoder directory (cosmos_reason1)
@@ -132,8 +136,8 @@ class TextConfig:
 
     def __post_init__(self):
         """Validate."""
-        _require(self.encoder in ('cosmos_reason1', 'bytes'),
-                 f"text.encoder {self.encoder!r}: valid are 'bytes', 'cosmos_reason1'")
+        _require(self.encoder in TEXT_ENCODERS,
+                 f"text.encoder {self.encoder!r}: valid are {', '.join(map(repr, TEXT_ENCODERS))}")
         _require(self.embed_dim >= 1 and self.max_tokens >= 1, 'text dims must be >= 1')
 
 
@@ -206,7 +210,7 @@ class DiT4DiTConfig:
     def __post_init__(self):
         """Validate what spans sections."""
         _require(self.action.chunk_size >= 1, 'action.chunk_size must be >= 1')
-        if self.text.encoder == 'bytes':
+        if self.text.encoder.startswith('bytes'):
             _require(self.text.max_tokens <= 4096, 'text.max_tokens too large for bytes')
 
     # -- serialisation -------------------------------------------------------------------------
@@ -282,6 +286,13 @@ def _tiny() -> DiT4DiTConfig:
     The video width (256) must exceed what one patch token carries (2 x 2 x 48 = 192 latent
     values): a narrower residual stream cannot pass the fresh noise through and the video loss
     stalls at the share it cannot represent.
+
+    Two CPU-scale options are off by default (measured no better in closed loop so far, see the
+    README): ``video.extra_pos_embed_type=learnable`` (pixel patches, unlike a VAE's zero-padded
+    convolutions, carry no cue of where they are and RoPE only shapes attention, so the tapped
+    tokens reach the action DiT as a nearly unordered set; the embedding fixes that but slows
+    the video loss at this width) and ``text.encoder=bytes_context`` (instructions that differ
+    in one word reach the video tokens 10x more apart at initialisation).
     """
     return DiT4DiTConfig(
         preset='tiny',

@@ -74,8 +74,15 @@ class VideoBackbone(nn.Module):
         """Wrap ``transformer`` (built from the configuration when not given)."""
         super().__init__()
         self.config = video
-        self.transformer = transformer if transformer is not None else build_transformer(
-            video, text)
+        if transformer is None:
+            transformer = build_transformer(video, text)
+            pos = transformer.learnable_pos_embed
+            if pos is not None:
+                # diffusers starts these tables at zero, where the embedding's normalisation
+                # has a gradient of 1 / eps: it would swamp gradient clipping for many steps.
+                for table in (pos.pos_emb_t, pos.pos_emb_h, pos.pos_emb_w):
+                    nn.init.normal_(table, std=0.1)
+        self.transformer = transformer
         blocks = len(self.transformer.transformer_blocks)
         if blocks != video.num_layers:
             raise ValueError(f'transformer has {blocks} blocks, configuration says '
