@@ -21,6 +21,8 @@ import typing
 
 import numpy as np
 
+from . import checked_render_size
+
 ARM_JOINTS = tuple(f'{side}_{j}_joint' for side in ('left', 'right') for j in (
     'shoulder_pitch', 'shoulder_roll', 'shoulder_yaw', 'elbow', 'wrist_roll', 'wrist_pitch',
     'wrist_yaw'))
@@ -178,10 +180,7 @@ class TabletopConfig:
     def __post_init__(self):
         """Validate."""
         task(self.task)
-        h, w = (int(v) for v in self.render_size)
-        if not (16 <= h <= 1080 and 16 <= w <= 1920):
-            raise ValueError(f'render_size {self.render_size} must be within 16x16 .. 1080x1920')
-        self.render_size = (h, w)
+        self.render_size = checked_render_size(self.render_size, 1080, 1920)
         if not 1e-4 <= self.physics_dt <= 0.01:
             raise ValueError(f'physics_dt {self.physics_dt} must be in [1e-4, 0.01]')
 

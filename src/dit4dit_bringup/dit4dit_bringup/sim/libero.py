@@ -36,6 +36,8 @@ import zlib
 
 import numpy as np
 
+from . import checked_render_size
+
 # Time limits of the four paper suites in 20 Hz control steps (LIBERO's evaluation protocol).
 SUITES = {'libero_spatial': 220, 'libero_object': 280, 'libero_goal': 300, 'libero_10': 520}
 CONTROL_PERIOD = 0.05             # robosuite control_freq 20
@@ -166,10 +168,7 @@ class LiberoConfig:
     def __post_init__(self):
         """Validate."""
         parse_task_id(self.task)
-        h, w = (int(v) for v in self.render_size)
-        if not (16 <= h <= 1024 and 16 <= w <= 1024):
-            raise ValueError(f'render_size {self.render_size} must be within 16x16 .. 1024x1024')
-        self.render_size = (h, w)
+        self.render_size = checked_render_size(self.render_size, 1024, 1024)
         if abs(float(self.physics_dt) - CONTROL_PERIOD) > 1e-9:
             raise ValueError(f'physics_dt {self.physics_dt} must be the control period '
                              f'{CONTROL_PERIOD} s (robosuite control_freq 20)')
