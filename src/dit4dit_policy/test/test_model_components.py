@@ -2,7 +2,7 @@
 
 from dit4dit_policy.model import preset
 from dit4dit_policy.model.action_dit import ActionDiT
-from dit4dit_policy.model.config import TEXT_ENCODERS
+from dit4dit_policy.model.config import ConfigError, TEXT_ENCODERS
 from dit4dit_policy.model.latent_codec import make_codec, PixelPatchCodec, WanVAECodec
 from dit4dit_policy.model.normalization import NormalizationError, Normalizer
 from dit4dit_policy.model.text_encoder import (
@@ -225,3 +225,36 @@ def test_learnable_position_makes_tapped_tokens_know_where_they_are():
         assert 0.05 < std < 0.2, (table, std)
     _, plain = _uniform_features(cfg.with_overrides(['video.extra_pos_embed_type=null']))
     assert plain < 0.02          # measured 0.005 (RoPE mixes frames unevenly near the edges)
+    # A tenth of diffusers' scale still tells the tokens apart (measured 0.59) ...
+    _, scaled = _uniform_features(cfg.with_overrides(['video.extra_pos_scale=0.1']))
+    assert scaled > 0.3
+
+
+def test_scaled_learnable_position_leaves_room_for_the_image_and_the_instruction():
+    # ... while at full scale the embedding, re-added by every block, is most of each tapped
+    # token: two different frames, or two instructions, barely move the tokens.
+    from dit4dit_policy.model import DiT4DiT
+    from dit4dit_policy.model.text_encoder import InstructionCache, make_text_encoder
+
+    def sensitivity(scale):
+        cfg = preset('tiny', ['video.extra_pos_embed_type=learnable', 'text.encoder=bytes_context',
+                              f'video.extra_pos_scale={scale}'])
+        torch.manual_seed(0)
+        model = DiT4DiT(cfg).eval()
+        texts = InstructionCache(make_text_encoder(cfg.text))
+        clip = torch.rand(2, 3, len(cfg.video.frame_indices), *cfg.video.image_size) * 2 - 1
+        cond, mask = model.condition(clip)
+        n = cfg.video.num_tokens // cfg.video.num_latent_frames
+        with torch.no_grad():
+            red, blue = (model.feature_pass(cond, mask, texts.batch([f'reach the {c} cube'] * 2),
+                                            generator=torch.Generator().manual_seed(0))[:, :n]
+                         for c in ('red', 'blue'))
+        rel = (red - blue).norm() / red.norm()
+        image = (red[0] - red[1]).norm() / red[0].norm()
+        return float(rel), float(image)
+
+    full_text, full_image = sensitivity(1.0)
+    text, image = sensitivity(0.1)
+    assert text > 3 * full_text and image > 3 * full_image, (text, full_text, image, full_image)
+    with pytest.raises(ConfigError, match='extra_pos_scale'):
+        preset('tiny', ['video.extra_pos_scale=0'])

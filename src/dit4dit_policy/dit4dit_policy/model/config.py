@@ -47,6 +47,9 @@ class VideoConfig:
     rope_scale: typing.Tuple[float, float, float] = (1.0, 3.0, 3.0)
     max_size: typing.Tuple[int, int, int] = (128, 240, 240)
     extra_pos_embed_type: typing.Optional[str] = None
+    # diffusers' learnable embedding has unit RMS and is added again in every block: at small
+    # widths it outweighs the content of pixel tokens (see VideoBackbone); 1.0 = diffusers.
+    extra_pos_scale: float = 1.0
     text_embed_dim: int = 1024          # text token width inside the blocks (crossattn_proj out)
     tap_block: int = 17                 # 0-based block whose output conditions the action DiT
     conditional_frame_timestep: float = 1e-4   # flow time of the clean conditioning latent frame
@@ -122,6 +125,7 @@ class VideoConfig:
                  'video.conditional_frame_timestep must be in [0, 1)')
         _require(self.extra_pos_embed_type in (None, 'learnable'),
                  "video.extra_pos_embed_type must be null or 'learnable'")
+        _require(0.0 < self.extra_pos_scale <= 1.0, 'video.extra_pos_scale must be in (0, 1]')
 
 
 @dataclass

@@ -102,7 +102,13 @@ class VideoBackbone(nn.Module):
         # The padding-mask channel: all zeros (no padded pixels), as in DiT4DiT.
         x = torch.cat([x, x.new_zeros(batch, 1, frames, height, width)], dim=1)
         rotary = tr.rope(x, fps=None)
-        extra_pos = tr.learnable_pos_embed(x) if tr.learnable_pos_embed is not None else None
+        extra_pos = None
+        if tr.learnable_pos_embed is not None:
+            # Unit RMS, re-added by every block: with 64x64 pixel tokens at width 256 three
+            # blocks of it are ~6x the content's norm and drown the colours and the instruction.
+            extra_pos = tr.learnable_pos_embed(x)
+            if self.config.extra_pos_scale != 1.0:
+                extra_pos = extra_pos * self.config.extra_pos_scale
         pt, ph, pw = tr.config.patch_size
         grid = (frames // pt, height // ph, width // pw)
         hidden = tr.patch_embed(x).flatten(1, 3)
