@@ -145,3 +145,15 @@ def test_half_precision_export_halves_the_weights_and_keeps_the_actions(saved, t
     np.testing.assert_allclose(after, before, atol=0.05)     # float16 rounding of the weights
     assert read_normalizer(tmp_path / 'half').dumps() == read_normalizer(saved).dumps()
     assert json.loads((tmp_path / 'half' / 'manifest.json').read_text())['extra'] == {'step': 7}
+
+
+def test_export_extra_metadata_is_merged_and_a_malformed_one_refused(saved, tmp_path, capsys):
+    from dit4dit_policy.model.checkpoint import main as export_main
+    assert export_main([str(saved), str(tmp_path / 'x'), '--extra', 'dataset=make demo-train',
+                        '--extra', 'held_out_success=0.2']) == 0
+    extra = json.loads((tmp_path / 'x' / 'manifest.json').read_text())['extra']
+    assert extra == {'step': 7, 'dataset': 'make demo-train', 'held_out_success': 0.2}
+    with pytest.raises(SystemExit):
+        export_main([str(saved), str(tmp_path / 'y'), '--extra', 'no-equals-sign'])
+    assert 'must look like key=value' in capsys.readouterr().err
+    assert not (tmp_path / 'y').exists()

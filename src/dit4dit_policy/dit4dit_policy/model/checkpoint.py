@@ -182,15 +182,29 @@ def load_checkpoint(path, device='cpu', model_factory=None):
     return model.to(device).eval(), normalizer, manifest
 
 
-def export_checkpoint(source, destination, dtype=None) -> Path:
-    """Copy a verified checkpoint to ``destination``, its weights stored as ``dtype``."""
+def export_checkpoint(source, destination, dtype=None, extra=None) -> Path:
+    """
+    Copy a verified checkpoint to ``destination``, its weights stored as ``dtype``.
+
+    ``extra`` entries are added to (or replace) the manifest's metadata, e.g. the provenance of
+    a shipped checkpoint in place of the training machine's dataset path.
+    """
     model, normalizer, manifest = load_checkpoint(source)
-    return save_checkpoint(destination, model, normalizer, extra=manifest.get('extra'),
-                           dtype=dtype)
+    metadata = {**manifest.get('extra', {}), **(extra or {})}
+    return save_checkpoint(destination, model, normalizer, extra=metadata, dtype=dtype)
+
+
+def _key_value(item):
+    import yaml
+
+    key, sep, value = item.partition('=')
+    if not sep or not key.strip():
+        raise ValueError(f'--extra {item!r} must look like key=value')
+    return key.strip(), yaml.safe_load(value)
 
 
 def main(argv=None):
-    """``python -m dit4dit_policy.model.checkpoint SRC DST [--half]``: export a checkpoint."""
+    """``python -m dit4dit_policy.model.checkpoint SRC DST [--half] [--extra K=V]``: export."""
     import argparse
 
     import torch
@@ -199,9 +213,15 @@ def main(argv=None):
     parser.add_argument('source')
     parser.add_argument('destination')
     parser.add_argument('--half', action='store_true', help='store the weights as float16')
+    parser.add_argument('--extra', action='append', default=[], metavar='KEY=VALUE',
+                        help='manifest metadata to add or replace (value parsed as YAML)')
     args = parser.parse_args(argv)
+    try:
+        extra = dict(_key_value(item) for item in args.extra)
+    except ValueError as exc:
+        parser.error(str(exc))
     out = export_checkpoint(args.source, args.destination,
-                            dtype=torch.float16 if args.half else None)
+                            dtype=torch.float16 if args.half else None, extra=extra)
     size = (out / 'model.safetensors').stat().st_size
     print(f'exported {args.source} -> {out} ({size / 2 ** 20:.1f} MiB of weights)')
     return 0
