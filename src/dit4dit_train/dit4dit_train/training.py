@@ -5,7 +5,7 @@ Training building blocks, ROS-free: configuration, batches, optimiser groups and
 launch --num_processes N`` for GPUs and nodes).
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, MISSING
 import json
 import math
 from pathlib import Path
@@ -71,7 +71,12 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path=None, overrides=()) -> 'TrainConfig':
-        """Read a YAML/JSON file (optional) and apply key=value overrides (YAML values)."""
+        """
+        Read a YAML/JSON file (optional) and apply overrides (YAML values).
+
+        ``key=value`` sets a key; ``key+=value`` appends to a list key (e.g.
+        ``model+=objective.video_loss=false`` adds one model override to a recipe's list).
+        """
         data = {}
         if path:
             data = yaml.safe_load(Path(path).read_text()) or {}
@@ -79,7 +84,16 @@ class TrainConfig:
             key, sep, value = item.partition('=')
             if not sep:
                 raise TrainConfigError(f'override {item!r} must look like key=value')
-            data[key.strip()] = yaml.safe_load(value)
+            key, value = key.strip(), yaml.safe_load(value)
+            if key.endswith('+'):
+                key = key[:-1].strip()
+                spec = cls.__dataclass_fields__.get(key)
+                current = data.get(key, spec.default_factory() if spec is not None and
+                                   spec.default_factory is not MISSING else None)
+                if not isinstance(current, list):
+                    raise TrainConfigError(f'{key}+=: {key} is not a list key')
+                value = current + (value if isinstance(value, list) else [value])
+            data[key] = value
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise TrainConfigError(f'unknown training key(s) {", ".join(unknown)}; valid: '

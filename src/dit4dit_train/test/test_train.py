@@ -105,6 +105,16 @@ def test_start_weighted_sampling_favours_episode_starts_and_is_reproducible():
         TrainConfig(start_weight=-1)
 
 
+def test_plus_equals_appends_to_a_recipe_s_model_overrides(tmp_path):
+    recipe = tmp_path / 'recipe.yaml'
+    recipe.write_text('preset: tiny\nmodel:\n  - action.chunk_size=16\nsteps: 5\n')
+    cfg = TrainConfig.load(recipe, ['model+=objective.video_loss=false', 'steps=7'])
+    assert cfg.model == ['action.chunk_size=16', 'objective.video_loss=false'] and cfg.steps == 7
+    assert TrainConfig.load(None, ['model+=[a=1, b=2]']).model == ['a=1', 'b=2']
+    with pytest.raises(TrainConfigError, match='steps is not a list key'):
+        TrainConfig.load(recipe, ['steps+=3'])
+
+
 def _train_cmd(dataset, run, *extra):
     return [sys.executable, '-m', 'dit4dit_train.train', '--dataset', str(dataset), '--output',
             str(run), '--no-progress', 'steps=100', 'save_every=3', 'start_weight=4', *COMMON,
