@@ -21,16 +21,11 @@ def _setup(context):
     from launch.actions import ExecuteProcess, Shutdown
     from launch_ros.actions import Node
 
-    from dit4dit_bringup.graph import collect_graph, CollectArguments
+    from dit4dit_bringup.graph import collect_graph, CollectArguments, launch_arguments
     from dit4dit_train.recording import load_preset, ros2_bag_record_command
 
-    values = {}
-    for f in dataclasses.fields(CollectArguments):
-        text = context.launch_configurations[f.name]
-        kind = f.type if isinstance(f.type, type) else {'int': int, 'float': float}.get(f.type,
-                                                                                        str)
-        values[f.name] = kind(text)
-    args = CollectArguments(**values)
+    args = CollectArguments(**launch_arguments(CollectArguments,
+                                               context.launch_configurations))
     ros2_bag = context.launch_configurations['use_ros2_bag'].lower() == 'true'
     actions = []
     for spec in collect_graph(args):
@@ -51,10 +46,10 @@ def generate_launch_description():
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-    from dit4dit_bringup.graph import COLLECT_DESCRIPTIONS, CollectArguments
+    from dit4dit_bringup.graph import COLLECT_DESCRIPTIONS, CollectArguments, launch_default
 
     declared = [DeclareLaunchArgument(
-        f.name, default_value=str(f.default), description=COLLECT_DESCRIPTIONS[f.name])
+        f.name, default_value=launch_default(f.default), description=COLLECT_DESCRIPTIONS[f.name])
         for f in dataclasses.fields(CollectArguments)]
     declared.append(DeclareLaunchArgument(
         'use_ros2_bag', default_value='false', choices=['true', 'false'],

@@ -5,12 +5,38 @@ The one description of the robot graph: which nodes run, with which parameters a
 description without ``ros2 launch`` (all nodes in one process, or one process per node). ROS-free.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 import typing
 
 CONTROL_MODES = ('arm_sdk', 'lowcmd')
 HARDWARE = ('real', 'sim')
 STRATEGIES = ('replace', 'crossfade', 'rtc')    # dit4dit_policy.runtime.chunk_executor's registry
+
+
+def launch_arguments(cls, configurations) -> dict:
+    """
+    Return the field values of the arguments dataclass ``cls`` from launch configuration texts.
+
+    Launch arguments arrive as text: ints and floats are converted, booleans must read true or
+    false (``bool('false')`` would be True), anything else stays text.
+    """
+    values = {}
+    for f in dataclasses.fields(cls):
+        text = configurations[f.name]
+        name = f.type if isinstance(f.type, str) else f.type.__name__
+        if name == 'bool':
+            if text.lower() not in ('true', 'false'):
+                raise ValueError(f'{f.name}: {text!r} is not true or false')
+            values[f.name] = text.lower() == 'true'
+        else:
+            values[f.name] = {'int': int, 'float': float}.get(name, str)(text)
+    return values
+
+
+def launch_default(value) -> str:
+    """Return a field default as launch-argument text (booleans lower case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @dataclass
@@ -187,6 +213,7 @@ class CollectArguments:
     render_size: int = 96
     real_time_factor: float = 1.0
     storage: str = 'mcap'
+    every_target: bool = False
 
     def __post_init__(self):
         """Validate."""
@@ -203,6 +230,8 @@ COLLECT_DESCRIPTIONS = {
     'render_size': 'head camera image size [px] (square; the demo checkpoint was trained on 96)',
     'real_time_factor': 'simulated seconds per wall second (the other nodes follow /clock)',
     'storage': 'rosbag2 storage: mcap or sqlite3',
+    'every_target': 'name each cube of a scene in turn (3 episodes per scene; only the '
+                    'instruction tells them apart) instead of one drawn cube per scene',
 }
 # The suite's topic names (the recording preset "sim" and the feature map "g1_tabletop").
 SIM_REMAPPINGS = [('joint_command', '/dit4dit/joint_command'),
@@ -236,7 +265,8 @@ def collect_graph(args: CollectArguments) -> typing.List[NodeSpec]:
     # Every node but the simulator runs on its /clock: stamps and timers stay consistent even
     # when the simulation runs slower (or faster) than the wall clock.
     return [
-        _sim_bridge(args, 'train', start_delay_s=2.0),
+        _sim_bridge(args, 'train_every_target' if args.every_target else 'train',
+                    start_delay_s=2.0),
         NodeSpec('dit4dit_bringup', 'scripted_expert', 'scripted_expert',
                  'dit4dit_bringup.nodes.scripted_expert:ScriptedExpertNode',
                  {'use_sim_time': True},

@@ -13,15 +13,9 @@ def _setup(context):
     from launch.actions import ExecuteProcess
     from launch_ros.actions import Node
 
-    from dit4dit_bringup.graph import g1_graph, G1Arguments
+    from dit4dit_bringup.graph import g1_graph, G1Arguments, launch_arguments
 
-    values = {}
-    for f in dataclasses.fields(G1Arguments):
-        text = context.launch_configurations[f.name]
-        kinds = {'bool': bool, 'int': int, 'float': float}
-        kind = f.type if isinstance(f.type, type) else kinds.get(f.type, str)
-        values[f.name] = (text.lower() == 'true') if kind is bool else kind(text)
-    args = G1Arguments(**values)
+    args = G1Arguments(**launch_arguments(G1Arguments, context.launch_configurations))
     actions = [Node(package=s.package, executable=s.executable, name=s.name,
                     namespace=s.namespace or None, parameters=[s.parameters],
                     remappings=s.remappings, output='screen')
@@ -39,15 +33,13 @@ def generate_launch_description():
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
     from dit4dit_bringup.graph import (
-        CONTROL_MODES, DESCRIPTIONS, G1Arguments, HARDWARE, STRATEGIES)
+        CONTROL_MODES, DESCRIPTIONS, G1Arguments, HARDWARE, launch_default, STRATEGIES)
 
     declared = []
     for f in dataclasses.fields(G1Arguments):
-        default = f.default
         choices = {'control_mode': CONTROL_MODES, 'hardware': HARDWARE,
                    'strategy': STRATEGIES}.get(f.name)
         declared.append(DeclareLaunchArgument(
-            f.name, default_value=str(default).lower() if isinstance(default, bool)
-            else str(default), description=DESCRIPTIONS[f.name],
+            f.name, default_value=launch_default(f.default), description=DESCRIPTIONS[f.name],
             **({'choices': list(choices)} if choices else {})))
     return LaunchDescription(declared + [OpaqueFunction(function=_setup)])

@@ -16,13 +16,9 @@ def _setup(context):
     from launch.actions import Shutdown
     from launch_ros.actions import Node
 
-    from dit4dit_bringup.graph import sim_graph, SimArguments
+    from dit4dit_bringup.graph import launch_arguments, sim_graph, SimArguments
 
-    kinds = {'int': int, 'float': float, 'str': str}
-    values = {}
-    for f in dataclasses.fields(SimArguments):
-        kind = f.type if isinstance(f.type, type) else kinds.get(f.type, str)
-        values[f.name] = kind(context.launch_configurations[f.name])
+    values = launch_arguments(SimArguments, context.launch_configurations)
     return [Node(package=s.package, executable=s.executable, name=s.name,
                  parameters=[s.parameters], remappings=s.remappings, output='screen',
                  **({'on_exit': Shutdown()} if s.name == 'sim_bridge' else {}))
@@ -34,9 +30,9 @@ def generate_launch_description():
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-    from dit4dit_bringup.graph import SIM_DESCRIPTIONS, SimArguments
+    from dit4dit_bringup.graph import launch_default, SIM_DESCRIPTIONS, SimArguments
 
-    declared = [DeclareLaunchArgument(f.name, default_value=str(f.default),
+    declared = [DeclareLaunchArgument(f.name, default_value=launch_default(f.default),
                                       description=SIM_DESCRIPTIONS[f.name])
                 for f in dataclasses.fields(SimArguments)]
     return LaunchDescription(declared + [OpaqueFunction(function=_setup)])

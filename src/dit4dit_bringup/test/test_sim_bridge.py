@@ -161,11 +161,34 @@ def test_lockstep_steps_once_per_fresh_command_or_after_the_timeout(context):
 
 def test_seeds_of_splits():
     held = tuple(range(1000, 1020))
-    assert episode_seed('held_out', 3, held) == 1003 and episode_seed('train', 3, held) == 3
+    assert episode_seed('held_out', 3, held) == (1003, '')
+    assert episode_seed('train', 3, held) == (3, '')
     with pytest.raises(ValueError):
         episode_seed('train', 1000, held)
     with pytest.raises(ValueError):
         episode_seed('held_out', -1, held)
+    # every target of a scene in turn, then the next scene
+    colours = ('red', 'green', 'blue')
+    assert [episode_seed('train_every_target', i, held, colours) for i in range(4)] == [
+        (0, 'red'), (0, 'green'), (0, 'blue'), (1, 'red')]
+    with pytest.raises(ValueError, match='out of range'):
+        episode_seed('train_every_target', 3000, held, colours)
+    with pytest.raises(ValueError, match='needs an environment with targets'):
+        episode_seed('train_every_target', 0, held, ())
+
+
+def test_every_target_split_names_each_cube_of_a_scene_in_turn(context):
+    node = make_bridge(context, split='train_every_target', auto_reset=False)
+    try:
+        seen = []
+        for index in range(3):
+            node.start_episode(index)
+            seen.append((node.env.state.cubes, node.env.instruction))
+        assert [i for _, i in seen] == ['reach the red cube', 'reach the green cube',
+                                        'reach the blue cube']
+        assert seen[0][0] == seen[1][0] == seen[2][0]
+    finally:
+        node.destroy_node()
 
 
 @pytest.mark.dds

@@ -63,6 +63,17 @@ def test_reset_places_the_cubes_and_sets_the_instruction(env):
         assert env.cube_position(colour)[:2] == pytest.approx((x, y), abs=2e-3)
 
 
+def test_reset_can_name_each_cube_of_the_same_scene(env):
+    drawn = env.reset(7)
+    for colour in env.targets:
+        state = env.reset(7, colour)
+        assert state.target == colour and env.instruction == f'reach the {colour} cube'
+        assert state.cubes == drawn.cubes                 # same scene, another cube named
+    assert env.reset(7).target == drawn.target            # the seed's own draw is unchanged
+    with pytest.raises(ValueError, match='valid: red, green, blue'):
+        env.reset(7, 'purple')
+
+
 def test_apply_clips_to_joint_ranges_and_refuses_bad_targets(env):
     env.reset(0)
     env.apply(['left_elbow_joint'], [50.0])

@@ -50,6 +50,8 @@ def test_collect_graph_uses_the_suite_topics_and_sim_time():
     assert specs['bag_recorder'].parameters['preset'] == 'sim'
     with pytest.raises(ValueError, match='output is required'):
         CollectArguments()
+    every = collect_graph(CollectArguments(output='/tmp/x', episodes=3, every_target=True))
+    assert every[0].parameters['split'] == 'train_every_target'
 
 
 def test_expert_reads_the_task_and_cube_from_the_start_event():
@@ -78,7 +80,15 @@ def test_launch_file_builds_the_collect_graph(load_launch_file, tmp_path):
     assert [a.kwargs['name'] for a in actions] == ['sim_bridge', 'scripted_expert',
                                                    'bag_recorder']
     assert actions[0].kwargs['parameters'][0]['max_episodes'] == 5
+    assert actions[0].kwargs['parameters'][0]['split'] == 'train'     # every_target default false
     assert type(actions[0].kwargs['on_exit']).__name__ == 'Shutdown'
+    config['every_target'] = 'true'
+    actions = module._setup(types.SimpleNamespace(launch_configurations=config))
+    assert actions[0].kwargs['parameters'][0]['split'] == 'train_every_target'
+    config['every_target'] = 'yes please'
+    with pytest.raises(ValueError, match='not true or false'):
+        module._setup(types.SimpleNamespace(launch_configurations=config))
+    config['every_target'] = 'false'
     config['use_ros2_bag'] = 'true'
     actions = module._setup(types.SimpleNamespace(launch_configurations=config))
     assert actions[-1].kwargs['cmd'][:3] == ['ros2', 'bag', 'record']

@@ -32,6 +32,7 @@ The environment is ROS-free (``dit4dit_bringup.sim``); this node converts and sc
 """
 
 import time
+import typing
 
 from builtin_interfaces.msg import Time
 from dit4dit_msgs.msg import EpisodeEvent
@@ -48,7 +49,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ..sim import make_env
 
-SPLITS = ('train', 'held_out')
+SPLITS = ('train', 'train_every_target', 'held_out')
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -63,7 +64,9 @@ PARAMETERS = (
     ('joint_state_rate_hz', 100.0, 'joint_states rate in simulated time [Hz].'),
     ('real_time_factor', 1.0, 'Simulated seconds per wall second (not 1: set use_sim_time).'),
     ('max_step_s', 0.05, 'Largest advance per tick [s]; slow ticks are not caught up.'),
-    ('split', 'held_out', 'Initial states: train (seed = index) or held_out (the fixed set).'),
+    ('split', 'held_out', 'Initial states: train (seed = index), train_every_target (scene '
+     'index // n named with target index % n of the n the environment has, e.g. the three '
+     'cubes of g1_tabletop) or held_out (the fixed set).'),
     ('auto_reset', True, 'Start the next initial state after each end (else wait for ~/reset).'),
     ('first_index', 0, 'Initial state index of the first automatic episode.'),
     ('start_delay_s', 0.0, 'Wait this long before the first automatic episode [s] (recorders '
@@ -79,16 +82,26 @@ PARAMETERS = (
 )
 
 
-def episode_seed(split: str, index: int, held_out_seeds) -> int:
-    """Return the environment seed of initial state ``index`` of ``split`` (ValueError if none)."""
+def episode_seed(split: str, index: int, held_out_seeds, targets=()) -> typing.Tuple[int, str]:
+    """
+    Return (environment seed, target) of initial state ``index`` of ``split``.
+
+    The target is '' (the seed's own) except in ``train_every_target``, where consecutive indices
+    name each of ``targets`` in the same scene. ValueError if there is no such state.
+    """
+    if split == 'train_every_target':
+        if not targets:
+            raise ValueError('split train_every_target needs an environment with targets')
+        scene, which = divmod(index, len(targets))
+        return episode_seed('train', scene, held_out_seeds)[0], targets[which]
     if split == 'held_out':
         if not 0 <= index < len(held_out_seeds):
             raise ValueError(f'held-out initial state {index} out of range '
                              f'(0..{len(held_out_seeds) - 1})')
-        return int(held_out_seeds[index])
+        return int(held_out_seeds[index]), ''
     if not 0 <= index < min(held_out_seeds):
         raise ValueError(f'training initial state {index} out of range')
-    return int(index)
+    return int(index), ''
 
 
 class SimBridgeNode(Node):
@@ -109,6 +122,10 @@ class SimBridgeNode(Node):
         self.env = make_env(p['environment'], task=p['task'],
                             render_size=(p['render_height'], p['render_width']))
         self.held_out, self.tasks = self.env.held_out_seeds, self.env.tasks
+        self.targets = tuple(getattr(self.env, 'targets', ()))
+        if p['split'] == 'train_every_target' and not self.targets:
+            raise ValueError(f'split train_every_target: {p["environment"]} has no targets to '
+                             'name in turn')
         self.joint_names = list(self.env.joint_names)
         # The first camera is the suite's camera/image_raw; others get their own topic.
         self.cameras = tuple(getattr(self.env, 'cameras', ('head_cam',)))
@@ -194,14 +211,17 @@ class SimBridgeNode(Node):
     # -- episodes ------------------------------------------------------------------------------
     def start_episode(self, index: int, task: str = '') -> str:
         """Reset to initial state ``index`` (aborting a running episode); return a description."""
-        seed = episode_seed(self.p['split'], index, self.held_out)
+        seed, target = episode_seed(self.p['split'], index, self.held_out, self.targets)
         if task:
             if task not in self.tasks:
                 raise ValueError(f'unknown task {task!r}; valid: {", ".join(self.tasks)}')
             self.env.task = self.tasks[task]
         if self.running:
             self._end(EpisodeEvent.ABORT, 'reset requested')
-        self.env.reset(seed)
+        if target:
+            self.env.reset(seed, target)
+        else:
+            self.env.reset(seed)
         self.episode_index += 1
         self.state_index, self.next_index = index, index + 1
         self.running, self.success_since = True, None

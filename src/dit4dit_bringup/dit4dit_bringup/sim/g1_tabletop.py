@@ -191,6 +191,7 @@ class G1Tabletop:
     name = 'g1_tabletop'
     tasks = TASKS
     held_out_seeds = HELD_OUT_SEEDS
+    targets = tuple(COLOURS)        # what ``reset(seed, target)`` may name
 
     def __init__(self, config: typing.Optional[TabletopConfig] = None):
         """Compile the scene (about 2 s) and create the head-camera renderer lazily."""
@@ -228,8 +229,15 @@ class G1Tabletop:
         self._start = {}
 
     # -- episode -------------------------------------------------------------------------------
-    def reset(self, seed: int) -> InitialState:
-        """Start the episode of ``seed``: home pose, cubes placed, instruction set."""
+    def reset(self, seed: int, target: str = '') -> InitialState:
+        """
+        Start the episode of ``seed``: home pose, cubes placed, instruction set.
+
+        ``target`` (a colour) names another cube than the seed's draw: the same scene with each
+        cube named in turn (demonstrations where only the instruction says which cube to reach).
+        """
+        if target and target not in COLOURS:
+            raise ValueError(f'unknown cube {target!r}; valid: {", ".join(COLOURS)}')
         mj = self._mj
         mj.mj_resetData(self.model, self.data)
         for name in self.joint_names:
@@ -237,6 +245,8 @@ class G1Tabletop:
             self.data.qpos[self._qadr[name]] = q
             self.data.ctrl[self._act[name]] = q
         self.state = InitialState.sample(seed)
+        if target:
+            self.state.target = target
         for colour, (x, y) in self.state.cubes.items():
             adr = int(self.model.jnt_qposadr[self.model.joint(f'{colour}_cube').id])
             self.data.qpos[adr:adr + 7] = (x, y, TABLE_TOP + CUBE_HALF, 1.0, 0.0, 0.0, 0.0)
