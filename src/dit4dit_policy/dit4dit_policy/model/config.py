@@ -291,12 +291,13 @@ def _tiny() -> DiT4DiTConfig:
     values): a narrower residual stream cannot pass the fresh noise through and the video loss
     stalls at the share it cannot represent.
 
-    Two CPU-scale options are off by default (measured no better in closed loop so far, see the
-    README): ``video.extra_pos_embed_type=learnable`` (pixel patches, unlike a VAE's zero-padded
-    convolutions, carry no cue of where they are and RoPE only shapes attention, so the tapped
-    tokens reach the action DiT as a nearly unordered set; the embedding fixes that but slows
-    the video loss at this width) and ``text.encoder=bytes_context`` (instructions that differ
-    in one word reach the video tokens 10x more apart at initialisation).
+    CPU-scale options, off here and on in the demo recipe (``g1_tabletop_tiny.yaml``):
+    ``video.extra_pos_embed_type=learnable`` with ``video.extra_pos_scale=0.1`` (pixel patches,
+    unlike a VAE's zero-padded convolutions, carry no cue of where they are and RoPE only shapes
+    attention, so the tapped tokens reach the action DiT as a nearly unordered set; at diffusers'
+    scale the embedding drowns the image and the instruction instead) and
+    ``text.encoder=bytes_context`` (instructions that differ in one word reach the video tokens
+    further apart at initialisation).
     """
     return DiT4DiTConfig(
         preset='tiny',

@@ -1,0 +1,53 @@
+"""The shipped demo checkpoint: what `make demo` loads is what the committed recipe trains."""
+
+import json
+from pathlib import Path
+
+from dit4dit_bringup.sim.g1_tabletop import ARM_JOINTS
+from dit4dit_policy.inference import Observation, PolicyRunner
+from dit4dit_policy.model import preset
+from dit4dit_policy.model.checkpoint import load_checkpoint
+from dit4dit_train.training import TrainConfig
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO = ROOT / 'demo' / 'g1_tabletop_reach_tiny'
+RECIPE = ROOT / 'src' / 'dit4dit_train' / 'config' / 'training' / 'g1_tabletop_tiny.yaml'
+if not (ROOT / 'colcon.meta').is_file():
+    pytest.skip('needs the source tree (demo/ lives beside src/)', allow_module_level=True)
+
+
+@pytest.fixture(scope='module')
+def shipped():
+    return load_checkpoint(DEMO)      # verifies every file's size and sha256
+
+
+def test_demo_checkpoint_is_the_recipe_model_in_float16(shipped):
+    model, normalizer, manifest = shipped
+    recipe = TrainConfig.load(RECIPE)
+    expected = preset(recipe.preset, recipe.model).with_overrides([
+        f'action.real_action_dim={len(ARM_JOINTS)}', f'action.real_state_dim={len(ARM_JOINTS)}'])
+    assert model.config.to_dict() == expected.to_dict()
+    extra = manifest['extra']
+    assert extra['step'] == recipe.steps and extra['fps'] == 15
+    with safe_open(str(DEMO / 'model.safetensors'), 'pt') as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+    assert dtypes == {'F16'}
+    assert normalizer.action_names == list(ARM_JOINTS)
+    assert (DEMO / 'model.safetensors').stat().st_size < 20 * 2 ** 20
+    assert json.loads((DEMO / 'config.json').read_text())['preset'] == 'tiny'
+
+
+def test_demo_checkpoint_predicts_bounded_arm_targets(shipped):
+    runner = PolicyRunner.from_checkpoint(DEMO)
+    frame = np.full((96, 96, 3), 180, np.uint8)
+    state = np.zeros(len(ARM_JOINTS))
+    result = runner.predict(Observation([frame], state, 'reach the red cube'), seed=0)
+    chunk = np.asarray(result.actions)
+    assert chunk.shape == (16, len(ARM_JOINTS))
+    assert np.isfinite(chunk).all()
+    normalizer = shipped[1]
+    low, high = np.asarray(normalizer.action_min), np.asarray(normalizer.action_max)
+    assert ((chunk >= low - 1e-4) & (chunk <= high + 1e-4)).all()
