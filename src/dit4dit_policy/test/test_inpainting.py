@@ -8,6 +8,11 @@ import torch
 DT = 0.05
 
 
+def _ns(seconds):
+    """Return a stamp in integer nanoseconds, as the planner takes them."""
+    return int(round(seconds * 1e9))
+
+
 def _previous(h=8, d=3):
     """Return a chunk whose action k is k * [1, 2, 3] / 10 (linear: interpolation is exact)."""
     return np.arange(h)[:, None] * np.array([1.0, 2.0, 3.0])[:d] / 10
@@ -15,20 +20,20 @@ def _previous(h=8, d=3):
 
 def test_no_guide_before_a_chunk_or_after_it_ended():
     planner = PrefixPlanner(8)
-    assert planner.guide(10.0) is None
-    planner.remember(10.0, DT, _previous(), latency_s=0.1)
-    assert planner.guide(10.0 + 7 * DT + 0.01) is None           # previous chunk is over
-    assert planner.guide(10.0 + 7 * DT) is not None
+    assert planner.guide(_ns(10.0)) is None
+    planner.remember(_ns(10.0), DT, _previous(), latency_s=0.1)
+    assert planner.guide(_ns(10.0 + 7 * DT + 0.01)) is None           # previous chunk is over
+    assert planner.guide(_ns(10.0 + 7 * DT)) is not None
     planner.reset()
-    assert planner.guide(10.0) is None
+    assert planner.guide(_ns(10.0)) is None
 
 
 def test_guide_follows_the_previous_chunk_in_time_with_frozen_and_soft_weights():
     planner = PrefixPlanner(8, InpaintingConfig(soft_actions=3, latency_margin_s=0.0))
-    planner.remember(10.0, DT, _previous(), latency_s=0.06)
-    planner.remember(10.0, DT, _previous(), latency_s=0.12)       # the estimate is the max
+    planner.remember(_ns(10.0), DT, _previous(), latency_s=0.06)
+    planner.remember(_ns(10.0), DT, _previous(), latency_s=0.12)       # the estimate is the max
     assert planner.latency_s == pytest.approx(0.12)
-    guide = planner.guide(10.0 + 1.5 * DT)                        # between actions 1 and 2
+    guide = planner.guide(_ns(10.0 + 1.5 * DT))                        # between actions 1 and 2
     # Frozen through the first action at or after the arrival (obs + 0.12 s): k = 0 .. 3. The
     # previous chunk ends at its index 7, i.e. k = 5.5: six actions.
     assert guide.frozen == 4
@@ -36,7 +41,7 @@ def test_guide_follows_the_previous_chunk_in_time_with_frozen_and_soft_weights()
     expected = (1.5 + np.arange(6))[:, None] * np.array([1.0, 2.0, 3.0]) / 10
     assert guide.actions == pytest.approx(expected)
     # Near the end of the previous chunk the guide stops where that chunk stops.
-    late = planner.guide(10.0 + 6 * DT)
+    late = planner.guide(_ns(10.0 + 6 * DT))
     assert len(late.weights) == 2 and late.actions[-1] == pytest.approx(_previous()[-1])
 
 
@@ -47,9 +52,18 @@ def test_invalid_config_is_refused(kwargs):
         InpaintingConfig(**kwargs)
 
 
+def test_guide_index_is_exact_at_epoch_stamps():
+    """Stamps near 1.8e9 s: float seconds would resolve only ~0.2 us of the index."""
+    planner = PrefixPlanner(8, InpaintingConfig(soft_actions=0, latency_margin_s=0.0))
+    start = 1_764_050_000_123_456_789
+    planner.remember(start, DT, _previous() * 1e4, latency_s=0.0)
+    guide = planner.guide(start + 37_000_001)            # index 0.74000002
+    assert guide.actions[0] == pytest.approx(0.74000002e3 * np.array([1.0, 2.0, 3.0]), abs=1e-6)
+
+
 def test_remember_refuses_non_finite_chunks():
     with pytest.raises(ValueError, match='finite'):
-        PrefixPlanner(8).remember(0.0, DT, np.full((8, 3), np.nan), 0.1)
+        PrefixPlanner(8).remember(0, DT, np.full((8, 3), np.nan), 0.1)
 
 
 @pytest.fixture
@@ -107,10 +121,10 @@ def _run_closed_loop(runner, inpaint: bool, latency=0.3, period=5 / 30, queries=
     arrivals = []
     for i in range(queries):
         stamp = 1.0 + i * period
-        guide = planner.guide(stamp) if inpaint else None
+        guide = planner.guide(_ns(stamp)) if inpaint else None
         obs = Observation([image], np.zeros(4), 'reach the red cube')
         actions = runner.predict(obs, seed=100 + i, guide=guide).actions   # a new plan each time
-        planner.remember(stamp, dt, actions, latency)
+        planner.remember(_ns(stamp), dt, actions, latency)
         arrivals.append((stamp + latency, Chunk(stamp=stamp, dt=dt, positions=actions)))
     # At each switch, how far does the executed motion leave the plan it was following during
     # the switch (the rtc strategy blends over one action period)? Within a plan an untrained

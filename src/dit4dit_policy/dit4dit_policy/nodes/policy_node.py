@@ -199,7 +199,7 @@ class PolicyNode(Node):
             rgb = [compressed_to_rgb(m) if self.p['compressed'] else image_to_rgb(m)
                    for m in images]
             state = _pick(joints, self.state_joints)
-            guide = self._guide(stamp_ns * 1e-9, joints)
+            guide = self._guide(stamp_ns, joints)
             pred = self.runner.predict(Observation(rgb, state, instruction),
                                        seed=None if self.p['seed'] < 0 else self.p['seed'],
                                        guide=guide)
@@ -207,7 +207,7 @@ class PolicyNode(Node):
             return self._refuse(f'observation refused: {exc}')
         self.last_guide = guide
         self._publish_chunk(pred.actions, images[0].header.stamp, now_ns, pred.timings)
-        self.planner.remember(stamp_ns * 1e-9, self.action_period, pred.actions, self.last_age)
+        self.planner.remember(stamp_ns, self.action_period, pred.actions, self.last_age)
         every = self.p['imagine_every_n_chunks']
         if every and self.chunk_index % every == 0:
             self._publish_imagined(Observation(rgb, state, instruction), images[0].header.stamp)
@@ -219,11 +219,11 @@ class PolicyNode(Node):
         msg.header.frame_id = 'imagined_future'
         self.imagined_pub.publish(msg)
 
-    def _guide(self, stamp_s, joints):
+    def _guide(self, stamp_ns, joints):
         """Return the inpainting guide for this query, or None."""
         if not self.p['rtc_inpainting']:
             return None
-        guide = self.planner.guide(stamp_s)
+        guide = self.planner.guide(stamp_ns)
         if guide is None:
             return None
         try:

@@ -11,6 +11,9 @@ switch. The executor's ``rtc`` strategy then switches within one action period.
 ``PrefixPlanner`` keeps the last published chunk and the recent observation-to-publish latencies
 and returns the guide (raw actions and weights) for the next query. It plans from the chunk the
 policy published, which is what the executor follows unless it clamps a target or holds. ROS-free.
+
+Times are integer nanoseconds, as ROS stamps are: an epoch stamp in float seconds resolves only
+~0.2 us, and the guide's fractional index is computed from the difference of two of them.
 """
 
 from dataclasses import dataclass
@@ -18,6 +21,10 @@ import math
 import typing
 
 import numpy as np
+
+# Index slack when comparing with the previous chunk's last action: stamps are whole nanoseconds,
+# so a query "exactly" k periods later lands up to ~1 ns off (3e-8 steps at 30 Hz).
+_INDEX_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -61,18 +68,18 @@ class PrefixPlanner:
             raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
         self.chunk_size = int(chunk_size)
         self.config = config or InpaintingConfig()
-        # (stamp, dt, actions) of the last chunk, replaced whole: another thread may reset it.
-        self._last: typing.Optional[typing.Tuple[float, float, np.ndarray]] = None
+        # (stamp_ns, dt, actions) of the last chunk, replaced whole: another thread may reset it.
+        self._last: typing.Optional[typing.Tuple[int, float, np.ndarray]] = None
         self._latencies: typing.List[float] = []
 
-    def remember(self, stamp: float, dt: float, actions, latency_s: float):
-        """Record a published chunk (action k at ``stamp + k dt``) and its observation age."""
+    def remember(self, stamp_ns: int, dt: float, actions, latency_s: float):
+        """Record a published chunk (action k at ``stamp_ns`` + k ``dt`` s) and its latency."""
         actions = np.asarray(actions, dtype=np.float64)
         if actions.ndim != 2 or len(actions) < 1 or not np.all(np.isfinite(actions)):
             raise ValueError(f'actions must be a finite [H, D] array, got {actions.shape}')
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f'dt must be > 0, got {dt}')
-        self._last = (float(stamp), float(dt), actions)
+        self._last = (int(stamp_ns), float(dt), actions)
         if math.isfinite(latency_s) and latency_s >= 0:
             self._latencies = (self._latencies + [float(latency_s)])[-self.config.latency_window:]
 
@@ -85,12 +92,12 @@ class PrefixPlanner:
         """Return the latency estimate: the largest recent one (0 before any)."""
         return max(self._latencies, default=0.0)
 
-    def guide(self, obs_stamp: float) -> typing.Optional[Guide]:
+    def guide(self, obs_stamp_ns: int) -> typing.Optional[Guide]:
         """
-        Return the guide for a chunk computed from the observation at ``obs_stamp``, or None.
+        Return the guide for a chunk computed from the observation at ``obs_stamp_ns``, or None.
 
-        None when no chunk was published, or the previous one ends before ``obs_stamp``. The
-        actions due up to the first one at or after ``obs_stamp + latency + margin`` (the
+        None when no chunk was published, or the previous one ends before the observation. The
+        actions due up to the first one at or after observation + latency + margin (the
         expected arrival) get weight 1, the next
         ``soft_actions`` weights falling linearly toward 0; the guide stops where the previous
         chunk ends.
@@ -98,10 +105,11 @@ class PrefixPlanner:
         last = self._last
         if last is None:
             return None
-        stamp, dt, actions = last
+        stamp_ns, dt, actions = last
         horizon = len(actions) - 1
-        first = (obs_stamp - stamp) / dt     # the previous chunk's index at obs_stamp
-        if first > horizon + 1e-9:
+        # The previous chunk's index at the observation; integer difference first (exact).
+        first = (int(obs_stamp_ns) - stamp_ns) * 1e-9 / dt
+        if first > horizon + _INDEX_TOLERANCE:
             return None
         # Frozen through the first action at or after the expected arrival: the executor's rtc
         # switch blends over the period that follows the arrival.
@@ -110,7 +118,7 @@ class PrefixPlanner:
         rows, weights = [], []
         for k in range(min(self.chunk_size, frozen + soft)):
             index = first + k
-            if index > horizon + 1e-9:
+            if index > horizon + _INDEX_TOLERANCE:
                 break
             rows.append(_interpolate(actions, max(index, 0.0)))
             weights.append(1.0 if k < frozen else 1.0 - (k - frozen + 1) / (soft + 1))
