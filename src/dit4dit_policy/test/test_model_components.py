@@ -212,6 +212,33 @@ def _uniform_features(cfg):
     return model, float(spread)
 
 
+def test_tap_frames_conditioning_hands_over_the_current_frame_tokens_only():
+    # The same forward pass; only the current frame's tokens (the first latent frame: tokens are
+    # frame-major) reach the action DiT, and the policy samples a chunk from them.
+    from dit4dit_policy.model import DiT4DiT
+
+    cfg = preset('tiny', ['video.tap_frames=conditioning'])
+    assert cfg.video.num_tapped_tokens == cfg.video.num_tokens // cfg.video.num_latent_frames
+    torch.manual_seed(0)
+    model = DiT4DiT(cfg).eval()
+    full = DiT4DiT(preset('tiny')).eval()
+    full.load_state_dict(model.state_dict())
+    clip = torch.rand(2, 3, len(cfg.video.frame_indices), *cfg.video.image_size) * 2 - 1
+    cond, mask = model.condition(clip)
+    text = torch.randn(2, cfg.text.max_tokens, cfg.text.embed_dim)
+    with torch.no_grad():
+        tapped = model.feature_pass(cond, mask, text, generator=torch.Generator().manual_seed(1))
+        every = full.feature_pass(cond, mask, text, generator=torch.Generator().manual_seed(1))
+        chunk = model.predict(clip[:, :, :1], torch.zeros(2, cfg.action.state_dim), text)
+    assert tapped.shape == (2, cfg.video.num_tapped_tokens, cfg.video.hidden_size)
+    assert every.shape[1] == cfg.video.num_tokens
+    assert torch.equal(tapped, every[:, :tapped.shape[1]])
+    assert chunk.shape == (2, cfg.action.chunk_size, cfg.action.action_dim)
+    assert torch.isfinite(chunk).all()
+    with pytest.raises(ConfigError, match="'all' or 'conditioning'"):
+        preset('tiny', ['video.tap_frames=future'])
+
+
 def test_learnable_position_makes_tapped_tokens_know_where_they_are():
     # Pixel patches have no positional cue and RoPE only shapes attention: without the learnable
     # absolute embedding, tokens of equal content are (almost) equal and the action DiT cannot

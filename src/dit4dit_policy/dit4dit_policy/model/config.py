@@ -50,6 +50,10 @@ class VideoConfig:
     # diffusers' learnable embedding has unit RMS and is added again in every block: at small
     # widths it outweighs the content of pixel tokens (see VideoBackbone); 1.0 = diffusers.
     extra_pos_scale: float = 1.0
+    # Which tap tokens condition the action DiT: 'all' (the method: every latent frame's) or
+    # 'conditioning' (CPU-scale option: the current frame's only). A from-scratch tiny video DiT
+    # makes the pure-noise future frames' tokens noise too, and they drown the current frame.
+    tap_frames: str = 'all'
     text_embed_dim: int = 1024          # text token width inside the blocks (crossattn_proj out)
     tap_block: int = 17                 # 0-based block whose output conditions the action DiT
     conditional_frame_timestep: float = 1e-4   # flow time of the clean conditioning latent frame
@@ -89,10 +93,17 @@ class VideoConfig:
 
     @property
     def num_tokens(self) -> int:
-        """Return the number of feature tokens S handed to the action DiT."""
+        """Return the number of tokens in the video DiT's sequence (all latent frames)."""
         h, w = self.latent_size
         pt, ph, pw = self.patch_size
         return (self.num_latent_frames // pt) * (h // ph) * (w // pw)
+
+    @property
+    def num_tapped_tokens(self) -> int:
+        """Return the number of feature tokens S handed to the action DiT (``tap_frames``)."""
+        if self.tap_frames == 'conditioning':
+            return self.num_tokens // (self.num_latent_frames // self.patch_size[0])
+        return self.num_tokens
 
     def __post_init__(self):
         """Validate."""
@@ -126,6 +137,8 @@ class VideoConfig:
         _require(self.extra_pos_embed_type in (None, 'learnable'),
                  "video.extra_pos_embed_type must be null or 'learnable'")
         _require(0.0 < self.extra_pos_scale <= 1.0, 'video.extra_pos_scale must be in (0, 1]')
+        _require(self.tap_frames in ('all', 'conditioning'),
+                 f"video.tap_frames must be 'all' or 'conditioning', got {self.tap_frames!r}")
 
 
 @dataclass
@@ -297,8 +310,10 @@ def _tiny() -> DiT4DiTConfig:
     tokens reach the action DiT as a nearly unordered set) and ``text.encoder=bytes_context``
     (instructions that differ in one word reach the video tokens further apart at
     initialisation). At diffusers' scale the embedding drowns the image and the instruction;
-    ``video.extra_pos_scale=0.1`` leaves them ~5x more room (not in the recipe yet: no
-    closed-loop gain measured, see the README).
+    ``video.extra_pos_scale=0.1`` leaves them ~5x more room. ``video.tap_frames=conditioning``
+    hands the action DiT the current frame's tokens only: from scratch, the pure-noise future
+    frames' tokens are noise as well, and with them in the readout the named cube's colour is
+    never bound to its place (see the README).
     """
     return DiT4DiTConfig(
         preset='tiny',

@@ -95,13 +95,15 @@ class DiT4DiT(nn.Module):
         return cond, mask
 
     def feature_pass(self, cond, mask, text, generator=None):
-        """Return the tap-block tokens [B, S, D] at tau_f with pure-noise futures."""
+        """Return the tap-block tokens [B, S, D] at tau_f, pure-noise futures (``tap_frames``)."""
         noise = torch.randn(cond.shape, generator=generator, device=cond.device, dtype=cond.dtype)
         x = mask * cond + (1 - mask) * noise
         tau = torch.full((cond.shape[0],), self.config.video.feature_flow_time,
                          device=cond.device)
         t = self.video.frame_timesteps(tau, cond.shape[2])
-        return self.video.features(x, mask, t, text)
+        features = self.video.features(x, mask, t, text)
+        # Tokens are frame-major: the conditioning frame's come first.
+        return features[:, :self.config.video.num_tapped_tokens]
 
     def compute_loss(self, clip, state, actions, action_mask, text):
         """
