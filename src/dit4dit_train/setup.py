@@ -33,6 +33,7 @@ setup(
             'data_bench = dit4dit_train.bench:main',
             'collect_demos = dit4dit_train.collect_demos:main',
             'evaluate_closed_loop = dit4dit_train.evaluate_closed_loop:main',
+            'evaluate_instruction = dit4dit_train.evaluate_instruction:main',
         ],
     },
 )

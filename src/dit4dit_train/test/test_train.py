@@ -171,3 +171,21 @@ def test_two_process_cpu_training_with_accelerate_launch(dataset, tmp_path):
     from dit4dit_policy.model import load_checkpoint
     _, _, manifest = load_checkpoint(run / 'checkpoint')
     assert manifest['extra']['step'] == 4
+
+
+def test_instruction_check_end_to_end(trained_run, dataset, tmp_path, capsys):
+    from dit4dit_train.evaluate_instruction import main as instruction_main
+    ckpt = str(trained_run / 'checkpoint')
+    # The two synthetic episodes start on different frames: no scene, a clear refusal.
+    with pytest.raises(SystemExit) as exc:
+        instruction_main(['--checkpoint', ckpt, '--dataset', str(dataset), '--no-progress'])
+    assert exc.value.code == 2 and 'every_target' in capsys.readouterr().err
+    # Taken as one scene, each instruction's chunk is scored against both demonstrations.
+    out = tmp_path / 'instruction.json'
+    assert instruction_main(['--checkpoint', ckpt, '--dataset', str(dataset), '--tolerance',
+                             '255', '--output', str(out), '--no-progress']) == 0
+    result = json.loads(out.read_text())
+    assert (result['scenes'], result['choices'], result['chance']) == (1, 2, 0.5)
+    assert result['accuracy'] in (0.0, 0.5, 1.0) and result['spread'] >= 0
+    assert result['per_scene'][0]['episodes'] == [0, 1]
+    assert '[evaluate_instruction] 1 scenes, 2 choices' in capsys.readouterr().out
