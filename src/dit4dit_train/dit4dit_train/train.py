@@ -23,8 +23,8 @@ import time
 import torch
 
 from .dataset import LeRobotDataset
-from .training import (Collate, EpochSampler, lr_lambda, make_optimizer, start_weights,
-                       TrainConfig)
+from .training import (Collate, ColourSwap, EpochSampler, lr_lambda, make_optimizer,
+                       start_weights, TrainConfig)
 
 
 def _dataset_info(root):
@@ -109,6 +109,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     text_cache = InstructionCache(make_text_encoder(model_cfg.text), out / 'text_cache'
                                   if acc.is_main_process else '')
 
+    swap = ColourSwap(cfg.colour_swap, cfg.seed) if cfg.colour_swap else None
     step = 0
     set_seed(cfg.seed + acc.process_index)          # per-process noise from here on
     if resume:
@@ -155,9 +156,12 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         sampler.set_epoch(step // epoch_len)
         skip = step % epoch_len
         for batch in (acc.skip_first_batches(loader, skip) if skip else loader):
-            text = text_cache.batch(batch['instructions']).to(acc.device)
+            clip, instructions = batch['clip'], batch['instructions']
+            if swap is not None:
+                clip, instructions = swap(clip, instructions, step, acc.process_index)
+            text = text_cache.batch(instructions).to(acc.device)
             with acc.autocast():
-                losses = model(batch['clip'], batch['state'], batch['actions'],
+                losses = model(clip, batch['state'], batch['actions'],
                                batch['action_mask'], text)
             acc.backward(losses['loss'])
             if acc.sync_gradients and cfg.grad_clip > 0:

@@ -50,6 +50,11 @@ class TrainConfig:
     # where the policy chooses its target; 0 samples every frame equally often.
     start_weight: float = 0.0
     mixed_precision: str = 'no'     # 'no' or 'bf16' (GPU)
+    # Optional augmentation for scenes whose objects are named by a primary colour, e.g.
+    # {red: 0, green: 1, blue: 2} (word -> RGB channel): each sample's channels are permuted
+    # among the named ones and its instruction renamed to match, so that the same layout asks
+    # for another object and only the colour at a place explains the action. {}: off.
+    colour_swap: typing.Dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         """Validate."""
@@ -63,6 +68,9 @@ class TrainConfig:
             (self.save_every >= 1 and self.log_every >= 1, 'save_every/log_every must be >= 1'),
             (self.mixed_precision in ('no', 'bf16', 'fp16'),
              "mixed_precision: valid are 'no', 'bf16', 'fp16'"),
+            (_valid_colour_swap(self.colour_swap),
+             'colour_swap maps 2-3 colour words to distinct RGB channels 0-2, e.g. '
+             '{red: 0, green: 1, blue: 2}'),
         ]
         for ok, msg in checks:
             if not ok:
@@ -110,6 +118,15 @@ class TrainConfig:
     def dumps(self) -> str:
         """Return JSON text."""
         return json.dumps(asdict(self), indent=2) + '\n'
+
+
+def _valid_colour_swap(words) -> bool:
+    if not isinstance(words, dict):
+        return False
+    channels = list(words.values())
+    return not words or (len(words) >= 2 and all(isinstance(w, str) and w.isalpha()
+                                                 for w in words)
+                         and len(set(channels)) == len(channels) and set(channels) <= {0, 1, 2})
 
 
 def lr_lambda(warmup: int, total: int, min_ratio: float):
@@ -179,6 +196,45 @@ def start_weights(bounds, n: int, start_weight: float):
     for first, end in bounds.values():
         weights[first:end] += start_weight * np.exp(-np.arange(end - first) / 3.0)
     return weights
+
+
+class ColourSwap:
+    """
+    Permute the named RGB channels of each sample and rename its colour words to match.
+
+    A draw is a function of (seed, step, process), so a resumed run repeats it exactly. Channel k
+    of the new image is channel ``perm[k]`` of the old one: what was named by channel ``perm[k]``'s
+    word is now named by channel k's.
+    """
+
+    def __init__(self, words: typing.Dict[str, int], seed: int):
+        """Use ``words`` (colour word -> RGB channel, see TrainConfig.colour_swap)."""
+        import re
+        self.words = {w.lower(): int(c) for w, c in words.items()}
+        self.word_of = {c: w for w, c in self.words.items()}
+        self.channels = sorted(self.word_of)
+        self.seed = int(seed)
+        self.pattern = re.compile(r'\b(' + '|'.join(map(re.escape, self.words)) + r')\b',
+                                  re.IGNORECASE)
+
+    def __call__(self, clip, instructions, step: int, process: int = 0):
+        """Return (clip [B, 3, ...] with permuted channels, renamed instructions)."""
+        rng = np.random.default_rng([self.seed, int(step), int(process)])
+        clip = clip.clone()
+        renamed = []
+        for i, text in enumerate(instructions):
+            perm = list(range(3))
+            for k, src in zip(self.channels, rng.permutation(self.channels)):
+                perm[k] = int(src)
+            clip[i] = clip[i, perm]
+            new_word = {self.word_of[perm[k]]: self.word_of[k] for k in self.channels}
+            renamed.append(self.pattern.sub(
+                lambda m: _same_case(m.group(0), new_word[m.group(0).lower()]), text))
+        return clip, renamed
+
+
+def _same_case(old: str, new: str) -> str:
+    return new.capitalize() if old[:1].isupper() else new
 
 
 class Collate:

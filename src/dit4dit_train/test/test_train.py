@@ -16,9 +16,11 @@ from dit4dit_train.evaluate import main as evaluate_main
 from dit4dit_train.feature_map import FeatureMap
 from dit4dit_train.synthetic_bags import write_bag
 from dit4dit_train.train import main as train_main
-from dit4dit_train.training import EpochSampler, start_weights, TrainConfig, TrainConfigError
+from dit4dit_train.training import (ColourSwap, EpochSampler, start_weights, TrainConfig,
+                                    TrainConfigError)
 import numpy as np
 import pytest
+import torch
 
 MODEL = ['video.image_size=[32, 32]', 'video.frame_indices=[0, 1, 2, 3, 4]',
          'video.num_layers=2', 'video.tap_block=0', 'action.num_layers=2', 'action.chunk_size=8',
@@ -105,6 +107,28 @@ def test_start_weighted_sampling_favours_episode_starts_and_is_reproducible():
         TrainConfig(start_weight=-1)
 
 
+def test_colour_swap_moves_each_colour_with_its_name_and_repeats_per_step():
+    swap = ColourSwap({'red': 0, 'green': 1, 'blue': 2}, seed=3)
+    clip = -torch.ones(24, 3, 2, 4, 4)
+    clip[:, 0, :, :2] = 1.0                  # a red object on the left half of every frame
+    texts = ['Red cube, then the blue one'] * 24
+    out, renamed = swap(clip, texts, step=11)
+    seen = set()
+    for frames, text in zip(out, renamed):
+        lit = [c for c in range(3) if frames[c, :, :2].mean() > 0]
+        assert len(lit) == 1 and (frames[:, :, 2:] == -1).all()     # the object moved channel
+        word = ('red', 'green', 'blue')[lit[0]]
+        assert text.startswith(word.capitalize() + ' cube, then the ')   # ... and its name
+        seen.add(text)
+    assert len(seen) == 6                    # every permutation occurs over 24 draws
+    again, renamed_again = swap(clip, texts, step=11)
+    assert torch.equal(again, out) and renamed_again == renamed        # (seed, step) alone
+    assert swap(clip, texts, step=12)[1] != renamed
+    assert swap(clip[:1], ['reach the yellow cube'], step=0)[1] == ['reach the yellow cube']
+    with pytest.raises(TrainConfigError, match='colour_swap'):
+        TrainConfig(colour_swap={'red': 0, 'green': 0})
+
+
 def test_plus_equals_appends_to_a_recipe_s_model_overrides(tmp_path):
     recipe = tmp_path / 'recipe.yaml'
     recipe.write_text('preset: tiny\nmodel:\n  - action.chunk_size=16\nsteps: 5\n')
@@ -117,8 +141,8 @@ def test_plus_equals_appends_to_a_recipe_s_model_overrides(tmp_path):
 
 def _train_cmd(dataset, run, *extra):
     return [sys.executable, '-m', 'dit4dit_train.train', '--dataset', str(dataset), '--output',
-            str(run), '--no-progress', 'steps=100', 'save_every=3', 'start_weight=4', *COMMON,
-            *extra]
+            str(run), '--no-progress', 'steps=100', 'save_every=3', 'start_weight=4',
+            'colour_swap={red: 0, green: 1, blue: 2}', *COMMON, *extra]
 
 
 def test_a_killed_run_resumes_at_its_last_state_exactly(dataset, tmp_path):
