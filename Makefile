@@ -20,7 +20,7 @@ test: setup  ## set up if needed, build, colcon test every package; non-zero exi
 demo: setup  ## G1 tabletop sim + the shipped tiny policy through ROS: 5 held-out episodes, videos
 	@scripts/demo.sh
 
-demo-train: setup  ## rebuild the demo checkpoint: collect -> convert -> train -> evaluate (~1.5 h)
+demo-train: setup  ## rebuild the demo checkpoint: collect -> convert -> train -> evaluate (~1.8 h)
 	@scripts/demo_train.sh
 
 clean:  ## remove colcon's build/ install/ log/

@@ -2,11 +2,12 @@
 # `make demo-train`: rebuild the demo checkpoint from nothing on this machine, with the suite's own
 # pipeline: scripted demonstrations through ROS (rosbag) -> LeRobot v3 dataset -> tiny DiT4DiT
 # trained on the CPU -> closed-loop evaluation on the 20 held-out initial states.
-#   EPISODES (300)  STEPS (the recipe's)  OUT (outputs/demo_train)  RUN (OUT/run)  EXTRA (more
-#   training overrides). Collection and conversion are skipped when OUT already holds them, so the
-#   no-video-loss ablation at equal data and steps is, after a first run:
+#   EPISODES (900: 300 scenes, each cube named in turn)  STEPS (the recipe's)
+#   OUT (outputs/demo_train)  RUN (OUT/run)  EXTRA (more training overrides). Collection and
+#   conversion are skipped when OUT already holds them, so the no-video-loss ablation at equal
+#   data and steps is, after a first run:
 #   RUN=outputs/demo_train/run_novideo EXTRA=model+=objective.video_loss=false make demo-train
-# Measured here: collection 12 min, conversion 1 min, training 33 min (two cores), evaluation 3 min.
+# Measured here: collection 40 min, conversion 6 min, training ~55 min (two cores), evaluation 3 min.
 set -eo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,7 +18,7 @@ export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-1}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 OUT="${OUT:-$ROOT/outputs/demo_train}"
 RUN="${RUN:-$OUT/run}"
-EPISODES="${EPISODES:-300}"
+EPISODES="${EPISODES:-900}"
 STEPS="${STEPS:-}"
 mkdir -p "$OUT"
 start=$SECONDS
@@ -25,7 +26,7 @@ if [ ! -f "$OUT/bags/reach/metadata.yaml" ]; then
   mkdir -p "$OUT/bags"
   echo "[demo-train] 1/4 collecting $EPISODES scripted demonstrations -> $OUT/bags/reach"
   python -m dit4dit_train.collect_demos output:="$OUT/bags/reach" episodes:="$EPISODES" \
-    render_size:=96 first_index:=0
+    render_size:=96 first_index:=0 every_target:=true
 fi
 if [ ! -f "$OUT/data/meta/info.json" ]; then
   echo "[demo-train] 2/4 converting -> $OUT/data"
