@@ -7,7 +7,7 @@
 #   conversion are skipped when OUT already holds them, so the no-video-loss ablation at equal
 #   data and steps is, after a first run:
 #   RUN=outputs/demo_train/run_novideo EXTRA=model+=objective.video_loss=false make demo-train
-# Measured here: collection 40 min, conversion 6 min, training ~55 min (two cores), evaluation 3 min.
+# Measured here: collection 40 min, conversion 6 min, training ~60 min (two cores), evaluation 3 min.
 set -eo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

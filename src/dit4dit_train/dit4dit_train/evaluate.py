@@ -44,7 +44,7 @@ def evaluate(checkpoint, dataset_root, episodes, output, stride=0, max_joints=16
         start, end = bounds[ep]
         pred, true = [], []
         for local in range(0, end - start, stride):
-            item = data[data_index(data, ep, local)]
+            item = data[start + local]
             images = [np.asarray(item['images'][0, v]) for v in range(item['images'].shape[1])]
             obs = Observation(images, np.asarray(item['state'], np.float64), item['instruction'])
             chunk = runner.predict(obs, seed=seed).actions
@@ -67,16 +67,6 @@ def evaluate(checkpoint, dataset_root, episodes, output, stride=0, max_joints=16
     }
     (out / 'metrics.json').write_text(json.dumps(metrics, indent=2) + '\n')
     return metrics
-
-
-def data_index(data: LeRobotDataset, episode: int, local_frame: int) -> int:
-    """Return the dataset index of frame ``local_frame`` of ``episode``."""
-    offset = 0
-    for ep, (start, end) in sorted(data.episode_bounds().items()):
-        if ep == episode:
-            return offset + local_frame
-        offset += end - start
-    raise KeyError(f'episode {episode} is not in the evaluated set')
 
 
 def _plot(plt, path, pred, true, names, max_joints, title):

@@ -23,7 +23,6 @@ import typing
 import numpy as np
 
 from .dataset import LeRobotDataset
-from .evaluate import data_index
 
 
 def group_scenes(first_frames: typing.Sequence[np.ndarray], instructions: typing.Sequence[str],
@@ -79,9 +78,9 @@ def evaluate_instruction(checkpoint, dataset_root, episodes=None, frame=0, seed=
     data = LeRobotDataset(dataset_root, frame_indices=(0,), chunk_size=horizon,
                           episodes=None if episodes is None else list(episodes))
     items = []
-    for ep, (start, end) in sorted(data.episode_bounds().items()):
+    for start, end in sorted(data.episode_bounds().values()):
         if end - start > frame:
-            items.append(data[data_index(data, ep, frame)])
+            items.append(data[start + frame])
     views = [np.asarray(item['images'][0]) for item in items]
     scenes = group_scenes([v[0] for v in views], [item['instruction'] for item in items],
                           tolerance)
