@@ -22,6 +22,6 @@ if [ ! -f "$CHECKPOINT/manifest.json" ]; then
   exit 1
 fi
 echo "[demo] $EPISODES held-out episodes of 'reach the <colour> cube' with $CHECKPOINT"
-python -m dit4dit_train.evaluate_closed_loop --checkpoint "$CHECKPOINT" --output "$OUT" \
+python -m dit4dit_bringup.evaluate_closed_loop --checkpoint "$CHECKPOINT" --output "$OUT" \
   --episodes "$EPISODES" --strategy "${STRATEGY:-crossfade}" --videos all
 echo "[demo] videos: $OUT/videos/  results: $OUT/results.json  plot: $OUT/success.png"

@@ -25,7 +25,7 @@ start=$SECONDS
 if [ ! -f "$OUT/bags/reach/metadata.yaml" ]; then
   mkdir -p "$OUT/bags"
   echo "[demo-train] 1/4 collecting $EPISODES scripted demonstrations -> $OUT/bags/reach"
-  python -m dit4dit_train.collect_demos output:="$OUT/bags/reach" episodes:="$EPISODES" \
+  python -m dit4dit_bringup.collect_demos output:="$OUT/bags/reach" episodes:="$EPISODES" \
     render_size:=96 first_index:=0 every_target:=true
 fi
 if [ ! -f "$OUT/data/meta/info.json" ]; then
@@ -37,6 +37,6 @@ echo "[demo-train] 3/4 training ${STEPS:-the recipe} steps -> $RUN"
 python -m dit4dit_train.train --config "$ROOT/src/dit4dit_train/config/training/g1_tabletop_tiny.yaml" \
   --dataset "$OUT/data" --output "$RUN" ${STEPS:+steps="$STEPS"} ${EXTRA:-}
 echo "[demo-train] 4/4 closed-loop evaluation on the 20 held-out initial states"
-python -m dit4dit_train.evaluate_closed_loop --checkpoint "$RUN/checkpoint" \
+python -m dit4dit_bringup.evaluate_closed_loop --checkpoint "$RUN/checkpoint" \
   --output "$RUN/eval" --episodes 20 --videos first
 echo "[demo-train] done in $(( (SECONDS - start) / 60 )) min; checkpoint $RUN/checkpoint"

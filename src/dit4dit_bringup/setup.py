@@ -20,18 +20,16 @@ setup(
     maintainer='dit4dit_ros maintainers',
     maintainer_email='dit4dit-ros@users.noreply.github.com',
     description=(
-        'Bringup of dit4dit_ros: launch files, robot and simulation profiles, rviz '
-        'config, the G1 and simulation bridges.'),
+        'Bringup of dit4dit_ros: it composes and implements no node. Launch files, per-node '
+        'parameter YAML, rviz, the graph description and the in-process runners (run_graph, '
+        'demonstration collection, closed-loop evaluation).'),
     license='MIT',
     entry_points={
         'console_scripts': [
             'run_graph = dit4dit_bringup.run_graph:main',
-            'g1_bridge = dit4dit_bringup.nodes.g1_bridge:main',
-            'command_ghost = dit4dit_bringup.nodes.command_ghost:main',
-            'sim_bridge = dit4dit_bringup.nodes.sim_bridge:main',
-            'scripted_expert = dit4dit_bringup.nodes.scripted_expert:main',
-            'libero_expert = dit4dit_bringup.nodes.libero_expert:main',
-            'expert_parity = dit4dit_bringup.expert_parity:main',
+            'collect_demos = dit4dit_bringup.collect_demos:main',
+            'evaluate_closed_loop = dit4dit_bringup.evaluate_closed_loop:main',
+            'bench_runtime = dit4dit_bringup.bench_runtime:main',
         ],
     },
 )

@@ -16,14 +16,13 @@ setup(
     maintainer='dit4dit_ros maintainers',
     maintainer_email='dit4dit-ros@users.noreply.github.com',
     description=(
-        'DiT4DiT policy: the ROS-free model and runtime core (video DiT feature tap, '
-        'action DiT, chunk execution logic) and the thin rclpy nodes that run it.'),
+        'DiT4DiT policy: the model (video DiT feature tap, action DiT), inference, the typed '
+        'policy contract saved in every checkpoint, and the policy node.'),
     license='MIT',
     entry_points={
         'console_scripts': [
             'bench = dit4dit_policy.bench:main',
             'policy_node = dit4dit_policy.nodes.policy_node:main',
-            'action_executor = dit4dit_policy.nodes.action_executor:main',
         ],
     },
 )

@@ -22,7 +22,7 @@ setup(
     maintainer_email='dit4dit-ros@users.noreply.github.com',
     description=(
         'Training side of dit4dit_ros: rosbag to LeRobot v3 conversion, dataset loading, '
-        'accelerate training, offline and closed-loop evaluation.'),
+        'accelerate training, offline evaluation; the bag recorder node.'),
     license='MIT',
     entry_points={
         'console_scripts': [
@@ -31,8 +31,6 @@ setup(
             'evaluate = dit4dit_train.evaluate:main',
             'bag_recorder = dit4dit_train.nodes.recorder:main',
             'data_bench = dit4dit_train.bench:main',
-            'collect_demos = dit4dit_train.collect_demos:main',
-            'evaluate_closed_loop = dit4dit_train.evaluate_closed_loop:main',
             'evaluate_instruction = dit4dit_train.evaluate_instruction:main',
         ],
     },

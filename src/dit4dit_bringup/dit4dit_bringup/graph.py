@@ -1,71 +1,65 @@
 """
-The one description of the robot graph: which nodes run, with which parameters and remappings.
+The one description of the suite's graphs: which nodes run, with which parameters.
 
-``g1.launch.py`` turns it into launch actions on a full ROS 2 install; ``run_graph`` runs the same
-description without ``ros2 launch`` (all nodes in one process, or one process per node). ROS-free.
+``g1.launch.py``, ``sim.launch.py`` and ``launch/collect_demos.launch.py`` turn these lists into
+launch actions on a full ROS 2 install; ``run_graph``, ``collect_demos`` and
+``evaluate_closed_loop`` run the same lists without ``ros2 launch``. Parameters come from, in
+order (later wins): the per-node YAML of this package (``config/g1_params.yaml``,
+``config/sim_params.yaml``), what the arguments decide, and the two sources of truth below.
+Topic names are the registry's (``dit4dit_common.topics``): the nodes use them, so no remapping.
+
+* The checkpoint's policy contract (joints, cameras, image size, fps) is checked against the
+  robot description here, before anything starts: a checkpoint that does not fit is refused with
+  the joints named. The executor drives the profile's policy joints; a checkpoint that commands
+  a subset (an arms-only policy on a robot with hands) has the others held.
+* The G1 description (``dit4dit_g1``) gives the bridge its tables and the executor its limits;
+  the bridge's stop budget (its ramp-down time) becomes the launch's SIGTERM timeout.
+
+ROS-free: no rclpy, no launch; the checkpoint is read without torch.
 """
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 import typing
+
+from dit4dit_common import topics
+from dit4dit_common.node_spec import NodeSpec
+from dit4dit_common.paths import share_dir
+import yaml
 
 CONTROL_MODES = ('arm_sdk', 'lowcmd')
 HARDWARE = ('real', 'sim')
-STRATEGIES = ('replace', 'crossfade', 'rtc')    # dit4dit_policy.runtime.chunk_executor's registry
+STRATEGIES = ('replace', 'crossfade', 'rtc')    # dit4dit_control.chunk_executor's registry
+G1_PARAMS = 'g1_params.yaml'
+SIM_PARAMS = 'sim_params.yaml'
 
 
-def launch_arguments(cls, configurations) -> dict:
-    """
-    Return the field values of the arguments dataclass ``cls`` from launch configuration texts.
-
-    Launch arguments arrive as text: ints and floats are converted, booleans must read true or
-    false (``bool('false')`` would be True), anything else stays text.
-    """
-    values = {}
-    for f in dataclasses.fields(cls):
-        text = configurations[f.name]
-        name = f.type if isinstance(f.type, str) else f.type.__name__
-        if name == 'bool':
-            if text.lower() not in ('true', 'false'):
-                raise ValueError(f'{f.name}: {text!r} is not true or false')
-            values[f.name] = text.lower() == 'true'
-        else:
-            values[f.name] = {'int': int, 'float': float}.get(name, str)(text)
-    return values
+def config_dir() -> Path:
+    """Return this package's config directory (installed share/, or the source tree)."""
+    return share_dir('dit4dit_bringup', __file__, 'config')
 
 
-def launch_default(value) -> str:
-    """Return a field default as launch-argument text (booleans lower case)."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
+def node_parameters(file: str) -> typing.Dict[str, dict]:
+    """Return {node name: parameters} of a per-node parameter YAML of this package."""
+    data = yaml.safe_load((config_dir() / file).read_text()) or {}
+    return {name: dict((entry or {}).get('ros__parameters') or {}) for name, entry in data.items()}
 
 
-@dataclass
-class NodeSpec:
-    """One node of the graph."""
+def _node(package, executable, name, node_class, parameters, file, **extra) -> NodeSpec:
+    """Return a NodeSpec whose parameters are the YAML file's for ``name``, then ``parameters``."""
+    merged = {**node_parameters(file).get(name, {}), **parameters}
+    return NodeSpec(package, executable, name, node_class, merged, **extra)
 
-    package: str
-    executable: str                 # ros2 run / launch executable
-    name: str
-    node_class: str                 # 'module:Class' for in-process composition; '' (C++ node):
-    #                                 ros2 launch / ros2 run only
-    parameters: typing.Dict[str, typing.Any] = field(default_factory=dict)
-    remappings: typing.List[typing.Tuple[str, str]] = field(default_factory=list)
 
-    namespace: str = ''
-
-    @property
-    def module(self) -> str:
-        """Return the module that runs this node as a process (``python -m``), or ''."""
-        return self.node_class.split(':')[0]
-
+# -- the robot ---------------------------------------------------------------------------------
 
 @dataclass
 class G1Arguments:
-    """The declared arguments of ``g1.launch.py`` (validated)."""
+    """The declared arguments of ``g1.launch.py`` and ``run_graph`` (validated)."""
 
     checkpoint: str = ''
-    profile: str = 'g1_29dof_dex3'
-    camera_topic: str = '/camera/image_raw'
+    description: str = 'g1_29dof_dex3'
+    camera_topic: str = ''
     compressed: bool = False
     control_mode: str = 'arm_sdk'
     hardware: str = 'real'
@@ -82,22 +76,19 @@ class G1Arguments:
         """Validate."""
         if not self.checkpoint:
             raise ValueError('checkpoint is required (a checkpoint directory)')
-        if self.control_mode not in CONTROL_MODES:
-            raise ValueError(f'control_mode {self.control_mode!r}: valid are '
-                             f'{", ".join(CONTROL_MODES)}')
-        if self.hardware not in HARDWARE:
-            raise ValueError(f'hardware {self.hardware!r}: valid are {", ".join(HARDWARE)}')
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f'strategy {self.strategy!r}: valid are {", ".join(STRATEGIES)}')
+        for key, valid in (('control_mode', CONTROL_MODES), ('hardware', HARDWARE),
+                           ('strategy', STRATEGIES)):
+            if getattr(self, key) not in valid:
+                raise ValueError(f'{key} {getattr(self, key)!r}: valid are {", ".join(valid)}')
         if self.imagine_every_n_chunks < 0:
             raise ValueError('imagine_every_n_chunks must be >= 0')
 
 
 DESCRIPTIONS = {
-    'checkpoint': 'policy checkpoint directory',
-    'profile': 'robot profile (dit4dit_bringup/config name or YAML path)',
-    'camera_topic': 'head camera image topic',
-    'compressed': 'camera topic carries sensor_msgs/CompressedImage',
+    'checkpoint': 'policy checkpoint directory (its contract says what it needs)',
+    'description': 'G1 description: a name in dit4dit_g1/config or a YAML path',
+    'camera_topic': f'head camera image topic ("": {topics.name("camera")})',
+    'compressed': 'subscribe the JPEG stream (<camera topic>/compressed, CompressedImage)',
     'control_mode': 'arm_sdk (arms blended into the walking controller) or lowcmd (whole body)',
     'hardware': 'real (the robot, DDS domain 0) or sim (a simulator speaking Unitree topics)',
     'device': 'torch device for inference (cpu, cuda:0)',
@@ -113,42 +104,53 @@ DESCRIPTIONS = {
 }
 
 
-def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
-    """Return the G1 graph: policy_node -> action_executor -> g1_bridge."""
-    from dit4dit_policy.runtime.robot_profile import load_profile
+def checked_contract(checkpoint: str, profile, where: str):
+    """Return the checkpoint's contract after checking that it fits ``profile``; ValueError."""
+    from dit4dit_policy.contract import check_fits, ContractError
+    from dit4dit_policy.model.checkpoint import CheckpointError, read_contract
 
-    profile = load_profile(args.profile)
-    body = [j for j in profile.joints if not j.hand]
-    sides = dex3_sides(profile)
+    try:
+        contract = read_contract(checkpoint)
+        check_fits(contract, [j.name for j in profile.joints], profile.policy_joints,
+                   robot=f'{where} ({profile.name})')
+    except (CheckpointError, ContractError) as exc:
+        raise ValueError(str(exc)) from None
+    return contract
+
+
+def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
+    """Return the G1 graph: policy_node -> action_executor -> g1_bridge (+ robot model)."""
+    from dit4dit_g1.bridge import shutdown_budget_s
+    from dit4dit_g1.description import load_description
+
+    description = load_description(args.description)
+    profile = description.profile
+    contract = checked_contract(args.checkpoint, profile, 'the G1')
+    cameras = {}
+    if args.camera_topic:
+        if len(contract.cameras) != 1:
+            raise ValueError(f'camera_topic names one topic; the checkpoint has '
+                             f'{len(contract.cameras)} views ({", ".join(contract.camera_names)})')
+        cameras = {'camera_topics': [args.camera_topic]}
+    sides = description.policy_sides()
     hands = {(): 'none', ('left',): 'left', ('right',): 'right'}.get(sides, 'both')
-    arrays = profile.arrays([j.name for j in body])
-    vel, _ = profile.execution_limits([j.name for j in body])
     nodes = [
-        NodeSpec('dit4dit_policy', 'policy_node', 'policy_node',
-                 'dit4dit_policy.nodes.policy_node:PolicyNode',
-                 {'checkpoint': args.checkpoint, 'device': args.device,
-                  'camera_topics': [args.camera_topic], 'compressed': args.compressed,
-                  'joint_states_topic': '/joint_states', 'instruction': args.instruction,
-                  'rtc_inpainting': args.strategy == 'rtc',
-                  'imagine_every_n_chunks': args.imagine_every_n_chunks}),
-        NodeSpec('dit4dit_policy', 'action_executor', 'action_executor',
-                 'dit4dit_policy.nodes.action_executor:ActionExecutorNode',
-                 {'profile': args.profile, 'joints': list(profile.policy_joints),
-                  'control_rate_hz': args.control_rate_hz,
-                  'strategy': args.strategy, 'policy_timeout_s': args.policy_timeout_s,
-                  'auto_enable': args.hardware == 'sim', 'estop_service': '/g1_bridge/estop'},
-                 [('action_chunk', '/policy_node/action_chunk'),
-                  ('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command')]),
-        NodeSpec('dit4dit_bringup', 'g1_bridge', 'g1_bridge',
-                 'dit4dit_bringup.nodes.g1_bridge:G1BridgeNode',
-                 {'control_mode': args.control_mode, 'rate_hz': args.control_rate_hz,
-                  'joint_names': [j.name for j in body],
-                  'motor_indices': [int(m) for m in arrays['motor']],
-                  'lower': [float(v) for v in arrays['lower']],
-                  'upper': [float(v) for v in arrays['upper']],
-                  'kp': [float(v) for v in arrays['kp']], 'kd': [float(v) for v in arrays['kd']],
-                  'max_velocity': float(vel.max()), 'hands': hands},
-                 [('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command')]),
+        _node('dit4dit_policy', 'policy_node', 'policy_node',
+              'dit4dit_policy.nodes.policy_node:PolicyNode',
+              {'checkpoint': args.checkpoint, 'device': args.device, **cameras,
+               'compressed': args.compressed, 'instruction': args.instruction,
+               'rtc_inpainting': args.strategy == 'rtc',
+               'imagine_every_n_chunks': args.imagine_every_n_chunks}, G1_PARAMS),
+        _node('dit4dit_control', 'action_executor', 'action_executor',
+              'dit4dit_control.nodes.action_executor:ActionExecutorNode',
+              {'profile': str(description.path), 'joints': list(profile.policy_joints),
+               'control_rate_hz': args.control_rate_hz, 'strategy': args.strategy,
+               'policy_timeout_s': args.policy_timeout_s, 'auto_enable': args.hardware == 'sim',
+               'estop_service': '/g1_bridge/estop'}, G1_PARAMS),
+        _node('dit4dit_g1', 'g1_bridge', 'g1_bridge', 'dit4dit_g1.nodes.g1_bridge:G1BridgeNode',
+              {'description': str(description.path), 'control_mode': args.control_mode,
+               'rate_hz': args.control_rate_hz, 'hands': hands}, G1_PARAMS,
+              stop_budget_s=shutdown_budget_s(description.ramp_down_s)),
     ]
     if args.urdf:
         nodes += robot_model_nodes(args.urdf)
@@ -157,54 +159,28 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
 
 def robot_model_nodes(urdf: str) -> typing.List[NodeSpec]:
     """Return robot_state_publisher for the measured robot and, fed by the ghost, the commanded."""
-    from pathlib import Path
-
     path = Path(urdf).expanduser()
     if not path.is_file():
         raise ValueError(f'urdf {urdf!r} is not a file')
     description = path.read_text()
     return [
         NodeSpec('robot_state_publisher', 'robot_state_publisher', 'robot_state_publisher', '',
-                 {'robot_description': description},
-                 [('joint_states', '/joint_states')]),
-        NodeSpec('dit4dit_bringup', 'command_ghost', 'command_ghost',
-                 'dit4dit_bringup.nodes.command_ghost:CommandGhostNode', {},
-                 [('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command'),
-                  ('commanded_joint_states', '/commanded/joint_states')]),
+                 {'robot_description': description}),
+        _node('dit4dit_control', 'command_ghost', 'command_ghost',
+              'dit4dit_control.nodes.command_ghost:CommandGhostNode', {}, G1_PARAMS),
         NodeSpec('robot_state_publisher', 'robot_state_publisher',
                  'robot_state_publisher_commanded', '',
                  {'robot_description': description, 'frame_prefix': 'commanded/'},
-                 [('joint_states', '/commanded/joint_states')], namespace='commanded'),
+                 [('joint_states', topics.name('commanded_joint_states'))],
+                 namespace='commanded'),
     ]
 
 
-def dex3_sides(profile) -> typing.Tuple[str, ...]:
-    """
-    Return the Dex3 hands (sides) that the policy controls; check the profile against the wire.
-
-    The bridge addresses hand joint i of a side as ``DEX3_JOINT_NAMES[side][i]``, so the profile's
-    hand joints must carry exactly those names and motor indices.
-    """
-    from dit4dit_bringup.g1_lowcmd import DEX3_JOINT_NAMES
-
-    sides = []
-    for side, names in DEX3_JOINT_NAMES.items():
-        hand = [j for j in profile.joints if j.hand == side]
-        if not hand:
-            continue
-        wire = {j.name: int(j.motor) for j in hand}
-        expected = {name: i for i, name in enumerate(names)}
-        if wire != expected:
-            raise ValueError(f'profile {profile.name}: the {side} Dex3 joints must be '
-                             f'{list(names)} with motor indices 0-6 in that order')
-        if any(n in profile.policy_joints for n in names):
-            sides.append(side)
-    return tuple(sides)
-
+# -- simulation --------------------------------------------------------------------------------
 
 @dataclass
 class CollectArguments:
-    """The arguments of ``collect_demos.launch.py`` and ``dit4dit_train.collect_demos``."""
+    """The arguments of ``collect_demos.launch.py`` and ``dit4dit_bringup.collect_demos``."""
 
     output: str = ''
     task: str = 'reach'
@@ -220,6 +196,8 @@ class CollectArguments:
         if not self.output:
             raise ValueError('output is required (a bag directory to create)')
         _check_episodes(self)
+        if not 16 <= self.render_size <= 1024:
+            raise ValueError(f'render_size {self.render_size} must be in [16, 1024]')
 
 
 COLLECT_DESCRIPTIONS = {
@@ -233,48 +211,44 @@ COLLECT_DESCRIPTIONS = {
     'every_target': 'name each cube of a scene in turn (3 episodes per scene; only the '
                     'instruction tells them apart) instead of one drawn cube per scene',
 }
-# The suite's topic names (the recording preset "sim" and the feature map "g1_tabletop").
-SIM_REMAPPINGS = [('joint_command', '/dit4dit/joint_command'),
-                  ('episode_event', '/dit4dit/episode_event'), ('task', '/dit4dit/task')]
 
 
 def _check_episodes(args):
     """Validate the episode fields that collection and evaluation share."""
     if args.episodes < 1 or args.first_index < 0:
         raise ValueError('episodes must be >= 1 and first_index >= 0')
-    if not 16 <= args.render_size <= 1024:
-        raise ValueError(f'render_size {args.render_size} must be in [16, 1024]')
     if not args.real_time_factor > 0:
         raise ValueError('real_time_factor must be > 0')
 
 
-def _sim_bridge(args, split: str, start_delay_s: float) -> NodeSpec:
+def _sim_bridge(args, split: str, start_delay_s: float, size, camera_fps=None,
+                lockstep=False) -> NodeSpec:
     """Return the g1_tabletop sim_bridge running ``args.episodes`` episodes of ``split``."""
-    return NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
-                    'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode',
-                    {'environment': 'g1_tabletop', 'task': args.task,
-                     'render_height': args.render_size, 'render_width': args.render_size,
-                     'split': split, 'auto_reset': True, 'first_index': args.first_index,
-                     'max_episodes': args.episodes, 'real_time_factor': args.real_time_factor,
-                     'start_delay_s': start_delay_s},
-                    list(SIM_REMAPPINGS))
+    fps = {} if camera_fps is None else {'camera_fps': float(camera_fps)}
+    return _node('dit4dit_sim', 'sim_bridge', 'sim_bridge',
+                 'dit4dit_sim.nodes.sim_bridge:SimBridgeNode',
+                 {'task': args.task, 'render_height': size[0], 'render_width': size[1],
+                  'split': split, 'auto_reset': True, 'first_index': args.first_index,
+                  'max_episodes': args.episodes, 'real_time_factor': args.real_time_factor,
+                  'start_delay_s': start_delay_s, 'lockstep': lockstep, **fps}, SIM_PARAMS)
 
 
 def collect_graph(args: CollectArguments) -> typing.List[NodeSpec]:
     """Return sim_bridge (training initial states) + scripted_expert + the bag recorder."""
+    from dit4dit_train.recording import CLOSE_BUDGET_S
+
     # Every node but the simulator runs on its /clock: stamps and timers stay consistent even
     # when the simulation runs slower (or faster) than the wall clock.
     return [
         _sim_bridge(args, 'train_every_target' if args.every_target else 'train',
-                    start_delay_s=2.0),
-        NodeSpec('dit4dit_bringup', 'scripted_expert', 'scripted_expert',
-                 'dit4dit_bringup.nodes.scripted_expert:ScriptedExpertNode',
-                 {'use_sim_time': True},
-                 SIM_REMAPPINGS[:2] + [('objects', '/sim_bridge/objects')]),
-        NodeSpec('dit4dit_train', 'bag_recorder', 'bag_recorder',
-                 'dit4dit_train.nodes.recorder:BagRecorder',
-                 {'preset': 'sim', 'output': args.output, 'storage': args.storage,
-                  'discovery_timeout_s': 1.0, 'use_sim_time': True}),
+                    start_delay_s=2.0, size=(args.render_size, args.render_size)),
+        _node('dit4dit_sim', 'scripted_expert', 'scripted_expert',
+              'dit4dit_sim.nodes.scripted_expert:ScriptedExpertNode', {'use_sim_time': True},
+              SIM_PARAMS),
+        _node('dit4dit_train', 'bag_recorder', 'bag_recorder',
+              'dit4dit_train.nodes.recorder:BagRecorder',
+              {'preset': 'sim', 'output': args.output, 'storage': args.storage,
+               'use_sim_time': True}, SIM_PARAMS, stop_budget_s=CLOSE_BUDGET_S),
     ]
 
 
@@ -286,10 +260,10 @@ class SimArguments:
     task: str = 'reach'
     episodes: int = 20
     first_index: int = 0
-    render_size: int = 96
     strategy: str = 'crossfade'
     control_rate_hz: float = 100.0
     real_time_factor: float = 1.0
+    lockstep: bool = False
     device: str = 'cpu'
 
     def __post_init__(self):
@@ -304,78 +278,39 @@ class SimArguments:
 
 
 SIM_DESCRIPTIONS = {
-    'checkpoint': 'policy checkpoint directory',
+    'checkpoint': 'policy checkpoint directory (its contract gives the camera size and rate)',
     'task': 'g1_tabletop task: reach or push',
     'episodes': 'held-out episodes to run',
     'first_index': 'first held-out initial state',
-    'render_size': 'head camera image size [px] (square; as in the training demonstrations)',
     'strategy': 'chunk transition strategy: replace, crossfade or rtc',
     'control_rate_hz': 'executor rate [Hz]',
     'real_time_factor': 'simulated seconds per wall second (the other nodes follow /clock)',
+    'lockstep': 'step the simulation only once a command answers the last observation '
+                '(policies slower than real time)',
     'device': 'torch device for inference (cpu, cuda:0)',
 }
 
 
 def sim_graph(args: SimArguments) -> typing.List[NodeSpec]:
     """Return sim_bridge (held-out initial states) -> policy_node -> action_executor -> sim."""
-    from dit4dit_policy.model.checkpoint import read_normalizer
+    from dit4dit_g1.description import load_description
 
-    joints = list(read_normalizer(args.checkpoint).action_names)
-    if not joints:
-        raise ValueError(f'{args.checkpoint}: the checkpoint names no action joints')
+    description = load_description()     # the simulated robot is the G1 of the description
+    contract = checked_contract(args.checkpoint, description.profile, 'the simulated G1')
+    if len(contract.cameras) != 1:
+        raise ValueError(f'the G1 tabletop has one camera; the checkpoint has '
+                         f'{len(contract.cameras)} views ({", ".join(contract.camera_names)})')
+    camera = contract.cameras[0]
     return [
-        _sim_bridge(args, 'held_out', start_delay_s=3.0),
-        NodeSpec('dit4dit_policy', 'policy_node', 'policy_node',
-                 'dit4dit_policy.nodes.policy_node:PolicyNode',
-                 {'checkpoint': args.checkpoint, 'device': args.device,
-                  'camera_topics': ['/camera/image_raw'], 'joint_states_topic': '/joint_states',
-                  'task_topic': '/dit4dit/task', 'rtc_inpainting': args.strategy == 'rtc',
-                  'max_observation_age_s': 0.5, 'use_sim_time': True}),
-        NodeSpec('dit4dit_policy', 'action_executor', 'action_executor',
-                 'dit4dit_policy.nodes.action_executor:ActionExecutorNode',
-                 {'profile': 'g1_29dof_dex3', 'joints': joints,
-                  'control_rate_hz': args.control_rate_hz, 'strategy': args.strategy,
-                  'auto_enable': True, 'episode_events': True, 'ramp_in_s': 0.2,
-                  'estop_service': '', 'use_sim_time': True},
-                 [('action_chunk', '/policy_node/action_chunk'),
-                  ('joint_states', '/joint_states'), ('joint_command', '/dit4dit/joint_command'),
-                  ('episode_event', '/dit4dit/episode_event')]),
-    ]
-
-
-@dataclass
-class ExpertArguments:
-    """A LIBERO scripted expert through ROS (``dit4dit_bringup.expert_parity``), validated."""
-
-    task: str = 'libero_spatial/0'
-    episodes: int = 2
-    first_index: int = 0
-    render_size: int = 128
-    camera_fps: float = 10.0
-    lockstep: bool = True
-
-    def __post_init__(self):
-        """Validate."""
-        if self.episodes < 1 or self.first_index < 0:
-            raise ValueError('episodes must be >= 1 and first_index >= 0')
-        if not 16 <= self.render_size <= 1024 or not self.camera_fps > 0:
-            raise ValueError('render_size must be in [16, 1024] and camera_fps > 0')
-
-
-def expert_graph(args: ExpertArguments) -> typing.List[NodeSpec]:
-    """Return sim_bridge (LIBERO, held-out initial states) + the libero_expert node."""
-    return [
-        NodeSpec('dit4dit_bringup', 'sim_bridge', 'sim_bridge',
-                 'dit4dit_bringup.nodes.sim_bridge:SimBridgeNode',
-                 {'environment': 'libero', 'task': args.task, 'split': 'held_out',
-                  'render_height': args.render_size, 'render_width': args.render_size,
-                  'camera_fps': args.camera_fps, 'auto_reset': True,
-                  'first_index': args.first_index, 'max_episodes': args.episodes,
-                  # The direct loop's success test: the first step at which the goal holds.
-                  'success_hold_s': 0.0, 'lockstep': args.lockstep, 'start_delay_s': 1.0},
-                 list(SIM_REMAPPINGS)),
-        NodeSpec('dit4dit_bringup', 'libero_expert', 'libero_expert',
-                 'dit4dit_bringup.nodes.libero_expert:LiberoExpertNode',
-                 {'use_sim_time': True},
-                 SIM_REMAPPINGS[:2] + [('objects', '/sim_bridge/objects')]),
+        _sim_bridge(args, 'held_out', start_delay_s=3.0, size=(camera.height, camera.width),
+                    camera_fps=contract.fps, lockstep=args.lockstep),
+        _node('dit4dit_policy', 'policy_node', 'policy_node',
+              'dit4dit_policy.nodes.policy_node:PolicyNode',
+              {'checkpoint': args.checkpoint, 'device': args.device,
+               'rtc_inpainting': args.strategy == 'rtc', 'use_sim_time': True}, SIM_PARAMS),
+        _node('dit4dit_control', 'action_executor', 'action_executor',
+              'dit4dit_control.nodes.action_executor:ActionExecutorNode',
+              {'profile': str(description.path), 'joints': list(contract.action_joints),
+               'control_rate_hz': args.control_rate_hz, 'strategy': args.strategy,
+               'use_sim_time': True}, SIM_PARAMS),
     ]

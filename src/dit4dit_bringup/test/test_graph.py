@@ -1,55 +1,102 @@
-"""One graph description drives g1.launch.py and run_graph; arguments are declared and checked."""
+"""
+The graph description: one source for g1.launch.py and run_graph, checked before anything starts.
 
-import importlib.util
-from pathlib import Path
+The checkpoint's contract is checked against the G1 description; the bridge and executor get
+their tables from the description; the per-node YAML and the arguments fill in the rest.
+"""
+
+import subprocess
 import sys
-import types
 
-from dit4dit_bringup.graph import g1_graph, G1Arguments
-from dit4dit_bringup.run_graph import main as run_graph_main, parse_arguments, ros_arguments
+from dit4dit_bringup.graph import (
+    collect_graph, CollectArguments, config_dir, g1_graph, G1_PARAMS, G1Arguments,
+    node_parameters, sim_graph, SimArguments)
+from dit4dit_bringup.run_graph import main as run_graph_main
+from dit4dit_common.node_spec import (
+    launch_arguments, launch_default, parse_name_value, ros_arguments)
+from dit4dit_g1.description import description_path, load_description
+from dit4dit_policy.testing import make_tiny_checkpoint
 import pytest
 import yaml
 
-PKG = Path(__file__).resolve().parents[1]
-PROFILE = str(PKG / 'config' / 'g1_29dof_dex3.yaml')
+G1 = load_description()
+POLICY_JOINTS = list(G1.profile.policy_joints)
+ARMS = POLICY_JOINTS[:14]
 
 
-def _graph(**kw):
-    return {s.name: s for s in g1_graph(G1Arguments(checkpoint='/ckpt', profile=PROFILE, **kw))}
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp('ckpts')
+    return {
+        'full': make_tiny_checkpoint(root / 'full', POLICY_JOINTS),
+        'arms': make_tiny_checkpoint(root / 'arms', ARMS, fps=15, cameras=[('head', 96, 96)]),
+        # a leg is measured but not the policy's to command; a tail is nowhere
+        'misfit': make_tiny_checkpoint(root / 'misfit', ARMS[:13] + ['left_knee_joint'],
+                                       state_joints=ARMS[:13] + ['tail_joint']),
+    }
 
 
-def test_graph_wires_policy_executor_and_bridge():
-    g = _graph(control_mode='lowcmd', hardware='sim')
+def _graph(checkpoint, **kw):
+    return {s.name: s for s in g1_graph(G1Arguments(checkpoint=str(checkpoint), **kw))}
+
+
+def test_g1_graph_derives_every_node_from_the_description_and_the_contract(checkpoints):
+    g = _graph(checkpoints['full'], control_mode='lowcmd', hardware='sim')
     assert list(g) == ['policy_node', 'action_executor', 'g1_bridge']
-    ex, br = g['action_executor'], g['g1_bridge']
-    assert ('action_chunk', '/policy_node/action_chunk') in ex.remappings
-    assert dict(ex.remappings)['joint_command'] == dict(br.remappings)['joint_command']
-    assert ex.parameters['auto_enable'] is True            # sim only
-    assert len(ex.parameters['joints']) == 28                # both arms and both Dex3 hands
-    assert br.parameters['hands'] == 'both'
-    assert br.parameters['control_mode'] == 'lowcmd'
-    assert br.parameters['motor_indices'] == list(range(29))
-    assert br.parameters['joint_names'][15] == 'left_shoulder_pitch_joint'
-    assert max(br.parameters['upper']) < 3.0 and br.parameters['max_velocity'] <= 1.0
-    assert _graph()['action_executor'].parameters['auto_enable'] is False   # real robot
-    assert g['policy_node'].parameters['rtc_inpainting'] is False
-    assert _graph(strategy='rtc')['policy_node'].parameters['rtc_inpainting'] is True
+    ex, br, policy = g['action_executor'], g['g1_bridge'], g['policy_node']
+    assert ex.parameters['profile'] == br.parameters['description'] == str(description_path())
+    assert ex.parameters['joints'] == POLICY_JOINTS             # both arms and both Dex3 hands
+    assert ex.parameters['auto_enable'] is True                  # sim only
+    assert br.parameters['hands'] == 'both' and br.parameters['control_mode'] == 'lowcmd'
+    assert br.stop_budget_s == pytest.approx(G1.ramp_down_s + 1.0)     # from the description
+    assert not any(r for s in g.values() for r in s.remappings)  # topics are the registry's
+    assert 'camera_topics' not in policy.parameters              # the contract's view
+    assert policy.parameters['rtc_inpainting'] is False
+    yaml_params = node_parameters(G1_PARAMS)
+    assert ex.parameters['max_observation_age_s'] == yaml_params['action_executor'][
+        'max_observation_age_s']
+    real = _graph(checkpoints['full'], strategy='rtc', camera_topic='/head/color')
+    assert real['action_executor'].parameters['auto_enable'] is False
+    assert real['policy_node'].parameters['rtc_inpainting'] is True
+    assert real['policy_node'].parameters['camera_topics'] == ['/head/color']
 
 
-def test_profile_hand_joints_must_match_the_dex3_wire(tmp_path):
-    profile = yaml.safe_load(Path(PROFILE).read_text())
-    for joint in profile['joints']:       # swap two left-hand wire indices
-        if joint['name'] in ('left_hand_thumb_0_joint', 'left_hand_thumb_1_joint'):
-            joint['motor'] = 1 - joint['motor']
-    path = tmp_path / 'swapped.yaml'
-    path.write_text(yaml.safe_dump(profile))
-    with pytest.raises(ValueError, match='left Dex3 joints must be'):
-        g1_graph(G1Arguments(checkpoint='/c', profile=str(path)))
-    arms_only = yaml.safe_load(Path(PROFILE).read_text())
-    arms_only['policy_joints'] = arms_only['policy_joints'][:14]
-    path.write_text(yaml.safe_dump(arms_only))
-    g = {s.name: s for s in g1_graph(G1Arguments(checkpoint='/c', profile=str(path)))}
+def test_an_arms_only_checkpoint_drives_the_28_joint_profile(checkpoints):
+    g = _graph(checkpoints['arms'])
+    assert g['action_executor'].parameters['joints'] == POLICY_JOINTS     # it holds the hands
+    assert g['g1_bridge'].parameters['hands'] == 'both'
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_naming_the_joints(checkpoints, capsys):
+    with pytest.raises(ValueError) as info:
+        _graph(checkpoints['misfit'])
+    text = str(info.value)
+    assert 'does not fit the G1 (unitree_g1_29dof_dex3)' in text
+    assert 'state joints the G1 (unitree_g1_29dof_dex3) does not measure: tail_joint' in text
+    assert 'does not let a policy command: left_knee_joint' in text
+    assert run_graph_main([f'checkpoint:={checkpoints["misfit"]}', '--print']) == 2
+    assert 'tail_joint' in capsys.readouterr().err
+
+
+def test_run_graph_exits_at_start_up_on_a_misfit_checkpoint_as_a_process(checkpoints):
+    """The same through the command line: nothing starts, exit 2, the joints named."""
+    res = subprocess.run([sys.executable, '-m', 'dit4dit_bringup.run_graph',
+                          f'checkpoint:={checkpoints["misfit"]}'],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert 'left_knee_joint' in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_profiles_whose_hands_are_not_the_policys_leave_the_bridge_handless(
+        checkpoints, tmp_path):
+    data = yaml.safe_load(description_path().read_text())
+    data['policy_joints'] = ARMS
+    path = tmp_path / 'arms_only.yaml'
+    path.write_text(yaml.safe_dump(data))
+    g = _graph(checkpoints['arms'], description=str(path))
     assert g['g1_bridge'].parameters['hands'] == 'none'
+    with pytest.raises(ValueError, match='does not let a policy command: left_hand'):
+        _graph(checkpoints['full'], description=str(path))
 
 
 @pytest.mark.parametrize('kw, message', [
@@ -64,74 +111,91 @@ def test_invalid_arguments_are_refused(kw, message):
         G1Arguments()
 
 
-def test_run_graph_parses_launch_style_arguments(capsys):
-    args = parse_arguments(['checkpoint:=/c', 'control_rate_hz:=500', 'rviz:=true'])
+def test_run_graph_parses_launch_style_arguments(checkpoints, capsys):
+    args = parse_name_value(['checkpoint:=/c', 'control_rate_hz:=500', 'rviz:=true'],
+                            G1Arguments)
     assert args.control_rate_hz == 500 and args.rviz is True
     with pytest.raises(ValueError, match='use name:=value'):
-        parse_arguments(['speed:=3'])
-    assert run_graph_main(['checkpoint:=/c', f'profile:={PROFILE}', '--print']) == 0
+        parse_name_value(['speed:=3'], G1Arguments)
+    assert run_graph_main([f'checkpoint:={checkpoints["full"]}', '--print']) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert [n['name'] for n in printed] == ['policy_node', 'action_executor', 'g1_bridge']
-    spec = _graph()['action_executor']
+    assert printed[2]['stop_budget_s'] == pytest.approx(4.0)
+    spec = _graph(checkpoints['full'])['action_executor']
     assert ros_arguments(spec, 'p.yaml')[-2:] == ['--params-file', 'p.yaml']
 
 
-def test_launch_file_declares_every_argument(monkeypatch):
-    """Import g1.launch.py with a stand-in `launch` package (not installable here)."""
-    declared = {}
-
-    class Declare:
-        def __init__(self, name, default_value=None, description='', choices=None):
-            declared[name] = (default_value, description, choices)
-
-    class Description:
-        def __init__(self, entities):
-            self.entities = entities
-
-    launch = types.ModuleType('launch')
-    launch.LaunchDescription = Description
-    actions = types.ModuleType('launch.actions')
-    actions.DeclareLaunchArgument = Declare
-    actions.OpaqueFunction = lambda function: ('opaque', function)
-    monkeypatch.setitem(sys.modules, 'launch', launch)
-    monkeypatch.setitem(sys.modules, 'launch.actions', actions)
-    spec = importlib.util.spec_from_file_location('g1_launch', PKG / 'launch' / 'g1.launch.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    fields = set(G1Arguments.__dataclass_fields__)
-    assert set(declared) == fields
-    assert declared['control_mode'][2] == ['arm_sdk', 'lowcmd']
-    assert declared['hardware'][2] == ['real', 'sim']
-    assert declared['strategy'][2] == ['replace', 'crossfade', 'rtc']
-    assert declared['rviz'][0] == 'false' and all(d[1] for d in declared.values())
-    assert description.entities[-1][0] == 'opaque'
+def test_launch_argument_text_is_converted_by_field_type():
+    values = launch_arguments(G1Arguments, {f: launch_default(v) for f, v in
+                                            G1Arguments(checkpoint='/c').__dict__.items()})
+    assert values['rviz'] is False and values['control_rate_hz'] == 250.0
+    bad = {f: launch_default(v) for f, v in G1Arguments(checkpoint='/c').__dict__.items()}
+    bad['rviz'] = 'yes'
+    with pytest.raises(ValueError, match="rviz: 'yes' is not true or false"):
+        launch_arguments(G1Arguments, bad)
 
 
-def test_strategy_choices_match_the_executor_registry():
-    from dit4dit_bringup.graph import STRATEGIES
-    from dit4dit_policy.runtime.chunk_executor import STRATEGIES as REGISTRY
-    assert set(STRATEGIES) == set(REGISTRY)
-
-
-def test_urdf_adds_the_measured_robot_and_the_commanded_ghost(tmp_path):
+def test_urdf_adds_the_measured_robot_and_the_commanded_ghost(checkpoints, tmp_path):
     urdf = tmp_path / 'g1.urdf'
     urdf.write_text('<robot name="g1"><link name="pelvis"/></robot>')
-    g = _graph(urdf=str(urdf))
+    g = _graph(checkpoints['full'], urdf=str(urdf))
     assert g['robot_state_publisher'].parameters['robot_description'].startswith('<robot')
     assert g['robot_state_publisher'].node_class == ''          # C++: launch / ros2 run only
     ghost = g['robot_state_publisher_commanded']
     assert ghost.namespace == 'commanded' and ghost.parameters['frame_prefix'] == 'commanded/'
     assert ros_arguments(ghost)[3:5] == ['-r', '__ns:=/commanded']
-    assert dict(g['command_ghost'].remappings)['commanded_joint_states'] == \
-        '/commanded/joint_states'
+    assert dict(ghost.remappings)['joint_states'] == '/commanded/joint_states'
+    assert g['command_ghost'].parameters['rate_hz'] == 30.0      # from g1_params.yaml
     with pytest.raises(ValueError, match='is not a file'):
-        _graph(urdf=str(tmp_path / 'missing.urdf'))
+        _graph(checkpoints['full'], urdf=str(tmp_path / 'missing.urdf'))
+    assert run_graph_main([f'checkpoint:={checkpoints["full"]}', f'urdf:={urdf}']) == 2
 
 
 def test_ghost_merges_commanded_joints_into_the_measured_state():
-    from dit4dit_bringup.nodes.command_ghost import merge
+    from dit4dit_control.nodes.command_ghost import merge
     from sensor_msgs.msg import JointState
     measured = JointState(name=['a', 'b', 'c'], position=[1.0, 2.0, 3.0])
     out = merge(measured, JointState(name=['c', 'a'], position=[30.0, 10.0]))
     assert list(out.name) == ['a', 'b', 'c'] and list(out.position) == [10.0, 2.0, 30.0]
+
+
+def test_strategy_choices_match_the_executor_registry():
+    from dit4dit_bringup.graph import STRATEGIES
+    from dit4dit_control.chunk_executor import STRATEGIES as REGISTRY
+    assert set(STRATEGIES) == set(REGISTRY)
+
+
+def test_sim_graph_takes_size_and_rate_from_the_contract(checkpoints):
+    specs = {s.name: s for s in sim_graph(SimArguments(checkpoint=str(checkpoints['arms']),
+                                                       strategy='rtc', lockstep=True))}
+    assert set(specs) == {'sim_bridge', 'policy_node', 'action_executor'}
+    sim = specs['sim_bridge'].parameters
+    assert (sim['render_height'], sim['render_width'], sim['camera_fps']) == (96, 96, 15.0)
+    assert sim['lockstep'] is True and sim['split'] == 'held_out'
+    assert specs['action_executor'].parameters['joints'] == ARMS
+    assert specs['action_executor'].parameters['episode_events'] is True   # sim_params.yaml
+    assert specs['policy_node'].parameters['follow_task'] is True
+    assert specs['policy_node'].parameters['rtc_inpainting'] is True
+    with pytest.raises(ValueError, match='does not fit the simulated G1'):
+        sim_graph(SimArguments(checkpoint=str(checkpoints['misfit'])))
+    with pytest.raises(ValueError, match='checkpoint is required'):
+        SimArguments()
+
+
+def test_collect_graph_records_the_sim_preset_on_sim_time():
+    specs = {s.name: s for s in collect_graph(CollectArguments(output='/tmp/x', episodes=3))}
+    assert set(specs) == {'sim_bridge', 'scripted_expert', 'bag_recorder'}
+    assert specs['sim_bridge'].parameters['split'] == 'train'
+    assert specs['scripted_expert'].parameters['use_sim_time'] is True
+    assert specs['bag_recorder'].parameters['preset'] == 'sim'
+    assert specs['bag_recorder'].stop_budget_s == 30.0
+    with pytest.raises(ValueError, match='output is required'):
+        CollectArguments()
+    every = collect_graph(CollectArguments(output='/tmp/x', episodes=3, every_target=True))
+    assert every[0].parameters['split'] == 'train_every_target'
+
+
+def test_config_files_are_installed_with_the_package():
+    assert (config_dir() / 'dit4dit.rviz').is_file()
+    assert set(node_parameters(G1_PARAMS)) == {'policy_node', 'action_executor', 'g1_bridge',
+                                               'command_ghost'}

@@ -60,6 +60,7 @@ class PolicyRunner:
         self.normalizer = normalizer
         self.config = model.config
         self.manifest = {}
+        self.contract = None        # the checkpoint's PolicyContract (from_checkpoint)
         cfg = self.config.text
         self.instructions = InstructionCache(make_text_encoder(cfg),
                                              text_cache_dir or cfg.cache_dir)
@@ -67,9 +68,9 @@ class PolicyRunner:
     @classmethod
     def from_checkpoint(cls, path, device='cpu', text_cache_dir='', dtype=None):
         """Load a checkpoint directory (verified; see model.checkpoint)."""
-        model, normalizer, manifest = load_checkpoint(path, device=device)
+        model, normalizer, manifest, contract = load_checkpoint(path, device=device)
         runner = cls(model, normalizer, device=device, text_cache_dir=text_cache_dir, dtype=dtype)
-        runner.manifest = manifest
+        runner.manifest, runner.contract = manifest, contract
         return runner
 
     def validate(self, obs: Observation):

@@ -3,9 +3,11 @@
 import hashlib
 import json
 
+from dit4dit_policy.contract import Camera, ContractError, PolicyContract
 from dit4dit_policy.inference import Observation, PolicyRunner
 from dit4dit_policy.model import (
     CheckpointError, load_checkpoint, Normalizer, save_checkpoint)
+from dit4dit_policy.model.checkpoint import read_contract, write_contract
 import numpy as np
 import pytest
 
@@ -20,8 +22,17 @@ def normalizer(tiny_config):
 
 
 @pytest.fixture
-def saved(tmp_path, tiny_model, normalizer):
-    return save_checkpoint(tmp_path / 'ckpt', tiny_model, normalizer, extra={'step': 7})
+def contract(tiny_config):
+    a = tiny_config.action
+    return PolicyContract(fps=15, state_joints=[f's{i}' for i in range(a.real_state_dim)],
+                          action_joints=[f'a{i}' for i in range(a.real_action_dim)],
+                          cameras=[Camera('head', 48, 80)])
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_model, normalizer, contract):
+    return save_checkpoint(tmp_path / 'ckpt', tiny_model, normalizer, contract,
+                           extra={'step': 7})
 
 
 def _obs(seed=0):
@@ -35,6 +46,7 @@ def test_save_then_load_gives_identical_actions(saved, tiny_model, normalizer):
     runner = PolicyRunner.from_checkpoint(saved)
     after = runner.predict(_obs(), seed=5).actions
     np.testing.assert_array_equal(before, after)
+    assert runner.contract.fps == 15 and runner.contract.camera_names == ['head']
     assert after.shape == (16, 16) and np.all(np.isfinite(after))
     again = runner.predict(_obs(), seed=5).actions
     np.testing.assert_array_equal(after, again)              # deterministic under a seed
@@ -43,15 +55,17 @@ def test_save_then_load_gives_identical_actions(saved, tiny_model, normalizer):
 
 def test_directory_layout_and_manifest(saved):
     assert sorted(p.name for p in saved.iterdir()) == [
-        'config.json', 'manifest.json', 'model.safetensors', 'normalization.json']
+        'config.json', 'contract.json', 'manifest.json', 'model.safetensors',
+        'normalization.json']
     manifest = json.loads((saved / 'manifest.json').read_text())
     assert manifest['extra'] == {'step': 7} and manifest['num_tensors'] > 10
     assert not list(saved.parent.glob('.ckpt.tmp-*'))       # no temporary left behind
 
 
-def test_overwrite_is_atomic_and_leaves_a_valid_checkpoint(saved, tiny_model, normalizer):
-    save_checkpoint(saved, tiny_model, normalizer, extra={'step': 8})
-    _, _, manifest = load_checkpoint(saved)
+def test_overwrite_is_atomic_and_leaves_a_valid_checkpoint(saved, tiny_model, normalizer,
+                                                           contract):
+    save_checkpoint(saved, tiny_model, normalizer, contract, extra={'step': 8})
+    _, _, manifest, _ = load_checkpoint(saved)
     assert manifest['extra'] == {'step': 8}
     assert sorted(p.name for p in saved.parent.iterdir()) == ['ckpt']
 
@@ -100,19 +114,59 @@ def test_action_width_mismatch_between_statistics_and_model_is_refused(tmp_path,
     a = tiny_model.config.action
     wrong = Normalizer(action_min=[0.0] * 4, action_max=[1.0] * 4, action_dim=a.action_dim + 1,
                        state_dim=a.state_dim, state_keys=[('s', 4)])
-    path = save_checkpoint(tmp_path / 'c', tiny_model, wrong)
+    contract = PolicyContract(15, ['s0', 's1', 's2', 's3'], ['a0', 'a1', 'a2', 'a3'],
+                              [Camera('head', 48, 80)])
+    path = save_checkpoint(tmp_path / 'c', tiny_model, wrong, contract)
     with pytest.raises(CheckpointError, match='normalisation is for action/state widths'):
         load_checkpoint(path)
 
 
-def test_failed_save_leaves_no_partial_directory(tmp_path, tiny_model, normalizer, monkeypatch):
+def test_a_contract_that_does_not_fit_the_model_is_refused(tmp_path, tiny_model, normalizer,
+                                                           contract):
+    short = PolicyContract(15, contract.state_joints[:-1], contract.action_joints,
+                           contract.cameras)
+    with pytest.raises(ContractError, match='15 state joints for 16 state values'):
+        save_checkpoint(tmp_path / 'c', tiny_model, normalizer, short)
+    two_views = PolicyContract(15, contract.state_joints, contract.action_joints,
+                               [Camera('head', 48, 80), Camera('wrist', 48, 80)])
+    with pytest.raises(ContractError, match='2 cameras for a 1-view model'):
+        save_checkpoint(tmp_path / 'c', tiny_model, normalizer, two_views)
+    assert not (tmp_path / 'c').exists()
+
+
+def test_a_checkpoint_without_a_contract_says_how_to_add_one(saved, contract, capsys):
+    from dit4dit_policy.contract import main as contract_main
+    manifest = json.loads((saved / 'manifest.json').read_text())
+    del manifest['files']['contract.json']
+    (saved / 'manifest.json').write_text(json.dumps(manifest))
+    (saved / 'contract.json').unlink()
+    with pytest.raises(CheckpointError, match='no policy contract.*python -m dit4dit_policy'):
+        load_checkpoint(saved)
+    with pytest.raises(CheckpointError, match='no policy contract'):
+        read_contract(saved)
+    with pytest.raises(ContractError, match='15 state joints'):
+        write_contract(saved, PolicyContract(15, contract.state_joints[:-1],
+                                             contract.action_joints, contract.cameras))
+    assert contract_main([str(saved), '--write', '--fps', '15', '--camera', 'head:48x80',
+                          '--state-joints', ','.join(contract.state_joints),
+                          '--action-joints', ','.join(contract.action_joints)]) == 0
+    assert read_contract(saved) == contract
+    _, _, _, loaded = load_checkpoint(saved)
+    assert loaded == contract
+    capsys.readouterr()
+    assert contract_main([str(saved)]) == 0
+    assert '"fps": 15' in capsys.readouterr().out
+
+
+def test_failed_save_leaves_no_partial_directory(tmp_path, tiny_model, normalizer, contract,
+                                                 monkeypatch):
     import safetensors.torch
 
     def boom(*_, **__):
         raise OSError('disk full')
     monkeypatch.setattr(safetensors.torch, 'save_file', boom)
     with pytest.raises(OSError, match='disk full'):
-        save_checkpoint(tmp_path / 'c', tiny_model, normalizer)
+        save_checkpoint(tmp_path / 'c', tiny_model, normalizer, contract)
     assert list(tmp_path.iterdir()) == []
 
 

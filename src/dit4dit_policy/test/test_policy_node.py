@@ -3,9 +3,10 @@
 import threading
 import time
 
+from dit4dit_common.image import rgb_to_image_fields
+from dit4dit_common.stamps import to_ns as _ns
 from dit4dit_msgs.msg import PolicyStatus
 from dit4dit_msgs.srv import SetTask
-from dit4dit_policy.image_codec import rgb_to_image_fields
 from dit4dit_policy.testing import make_tiny_checkpoint
 import numpy as np
 import pytest
@@ -18,7 +19,8 @@ JOINTS = [f'arm_{i}' for i in range(4)]
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    return make_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'c', JOINTS, fps=20)
+    return make_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'c', JOINTS, fps=20,
+                                cameras=[('head', 48, 64)])
 
 
 @pytest.fixture
@@ -41,8 +43,8 @@ def node(checkpoint, params):
     rclpy.shutdown()
 
 
-def _image(node, age=0.0, encoding='rgb8'):
-    msg = Image(**rgb_to_image_fields(np.full((48, 64, 3), 90, np.uint8)))
+def _image(node, age=0.0, encoding='rgb8', size=(48, 64)):
+    msg = Image(**rgb_to_image_fields(np.full((*size, 3), 90, np.uint8)))
     msg.encoding = encoding
     msg.header.stamp = (node.get_clock().now() - rclpy.duration.Duration(seconds=age)).to_msg()
     return msg
@@ -82,6 +84,8 @@ def test_publishes_a_chunk_stamped_with_the_observation_time(node):
 @pytest.mark.parametrize('case, reason', [
     ('stale', 'stale observation'), ('encoding', 'unsupported image encoding'),
     ('nan', 'NaN'), ('missing', 'joint states lack arm_3'),
+    ('size', '/camera/image_raw: image is 96x96, expected 64x48 (the size the checkpoint was '
+             'trained on; check_image_size:=false resizes)'),
 ])
 def test_bad_observations_are_refused_with_a_reason(node, case, reason):
     _set_task(node, 'reach')
@@ -89,7 +93,8 @@ def test_bad_observations_are_refused_with_a_reason(node, case, reason):
     values = (0.1, float('nan'), 0.3, 0.4) if case == 'nan' else (0.1, 0.2, 0.3, 0.4)[:len(names)]
     node._on_joints(_joints(node, names, values))
     node._on_image(0, _image(node, age=2.0 if case == 'stale' else 0.0,
-                             encoding='32FC1' if case == 'encoding' else 'rgb8'))
+                             encoding='32FC1' if case == 'encoding' else 'rgb8',
+                             size=(96, 96) if case == 'size' else (48, 64)))
     assert _wait(lambda: node.rejected >= 1)
     assert reason in node.message and not node.published
     assert node.state == PolicyStatus.STATE_REJECTING
@@ -168,10 +173,6 @@ def test_rtc_inpainting_is_skipped_when_the_joints_left_the_previous_chunk(node)
         assert node.last_guide is None
 
 
-def _ns(stamp):
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
 @pytest.mark.parametrize('params', [{'imagine_every_n_chunks': 2, 'imagine_steps': 2}])
 def test_imagined_future_is_published_every_n_chunks(node):
     imagined = []
@@ -188,8 +189,43 @@ def test_imagined_future_is_published_every_n_chunks(node):
     assert (msg.height, msg.width) == (v.frame_size[0], v.frame_size[1] * len(v.frame_indices))
 
 
-@pytest.mark.parametrize('params', [{'task_topic': '/dit4dit/task'}])
+@pytest.mark.parametrize('params', [{'check_image_size': False}])
+def test_other_frame_sizes_are_resized_when_asked(node):
+    _set_task(node, 'reach')
+    node._on_joints(_joints(node))
+    node._on_image(0, _image(node, size=(96, 96)))
+    assert _wait(lambda: node.published), node.message
+
+
+def test_the_contract_gives_topics_joints_and_period(node):
+    subs = {s.topic_name for s in node.subscriptions}
+    assert {'/camera/image_raw', '/joint_states'} <= subs
+    assert '/dit4dit/task' not in subs                         # follow_task is off
+    pubs = {p.topic_name for p in node.publishers}
+    assert {'/dit4dit/action_chunk', '/dit4dit/policy_status', '/diagnostics',
+            '/dit4dit/imagined'} <= pubs
+    assert node.state_joints == JOINTS and node.action_period == pytest.approx(0.05)
+
+
+def test_camera_topics_must_match_the_contracts_views(checkpoint):
+    from dit4dit_policy.nodes.policy_node import PolicyNode
+    rclpy.init()
+    try:
+        with pytest.raises(ValueError, match="2 camera_topics for the contract's 1 views"):
+            PolicyNode(parameter_overrides=[
+                Parameter('checkpoint', value=str(checkpoint)),
+                Parameter('camera_topics', value=['/a/image', '/b/image'])])
+        node = PolicyNode(parameter_overrides=[Parameter('checkpoint', value=str(checkpoint)),
+                                               Parameter('camera_topics', value=['/a/image'])])
+        assert '/a/image' in {s.topic_name for s in node.subscriptions}
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+@pytest.mark.parametrize('params', [{'follow_task': True}])
 def test_task_topic_sets_the_instruction(node):
+    assert '/dit4dit/task' in {s.topic_name for s in node.subscriptions}
     from std_msgs.msg import String
     node._on_task(String(data=' reach the red cube '))
     assert node._instruction == 'reach the red cube'

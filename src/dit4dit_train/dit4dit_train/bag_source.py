@@ -179,7 +179,7 @@ def read_images(path, fmap: FeatureMap, wanted: typing.Dict[str, typing.Set[int]
     Returns {camera name: {ordinal: (H, W, 3) uint8 RGB}}, resized as the map says.
     """
     import cv2
-    from dit4dit_policy.image_codec import compressed_to_rgb, image_to_rgb, ImageFormatError
+    from dit4dit_common.image import compressed_to_rgb, image_to_rgb, ImageFormatError
 
     path = Path(path)
     typestore = typestore or make_typestore()

@@ -5,6 +5,10 @@ A YAML file names the reference camera (the clock), the cameras, the joint-state
 order (from the robot profile), the action source (a commanded-joints topic, or the next observed
 state when no command was recorded), where instructions come from, and each feature's maximum
 age. ``load_feature_map('g1')`` finds a packaged map by name; a path loads any file.
+
+Topics are keys of the topic registry (``dit4dit_common.topics``: ``joint_states``,
+``joint_command``, ...) or ROS names starting with '/'; a camera without a topic listens on its
+view's registry topic (``head`` -> ``/camera/image_raw``). Loaded maps hold resolved names.
 """
 
 from dataclasses import dataclass, field
@@ -12,6 +16,8 @@ import os
 from pathlib import Path
 import typing
 
+from dit4dit_common import topics
+from dit4dit_common.paths import share_dir
 import yaml
 
 
@@ -22,6 +28,15 @@ class FeatureMapError(ValueError):
 def _check(cond, msg):
     if not cond:
         raise FeatureMapError(msg)
+
+
+def _topic(key_or_name: str, where: str) -> str:
+    """Return a ROS name for a registry key or a name; FeatureMapError if neither."""
+    _check(isinstance(key_or_name, str) and key_or_name, f'{where}: a topic is required')
+    try:
+        return topics.resolve(key_or_name)
+    except topics.UnknownTopic as exc:
+        raise FeatureMapError(f'{where}: {exc} (or a ROS name starting with /)') from None
 
 
 def _from(cls, data, where):
@@ -40,12 +55,14 @@ def _from(cls, data, where):
 class CameraMap:
     """One camera topic (sensor_msgs/Image or CompressedImage)."""
 
-    topic: str
+    topic: str = ''                                     # '' : the view's registry topic
     max_age_s: float = 0.1
     resize: typing.Optional[typing.List[int]] = None   # [height, width], None keeps the size
 
     def __post_init__(self):
         """Validate."""
+        if self.topic:
+            self.topic = _topic(self.topic, 'camera topic')
         _check(self.max_age_s > 0, f'camera {self.topic}: max_age_s must be > 0')
         _check(self.resize is None or (len(self.resize) == 2 and min(self.resize) > 0),
                f'camera {self.topic}: resize must be [height, width]')
@@ -62,6 +79,7 @@ class StateMap:
 
     def __post_init__(self):
         """Validate."""
+        self.topic = _topic(self.topic, 'state.topic')
         _check(len(self.joints) > 0, 'state.joints must not be empty')
         _check(len(set(self.joints)) == len(self.joints), 'state.joints has duplicates')
         _check(self.max_age_s > 0, 'state.max_age_s must be > 0')
@@ -85,17 +103,24 @@ class ActionMap:
         _check(self.source in ('command', 'next_state'),
                f"action.source {self.source!r}: valid are 'command', 'next_state'")
         _check(self.source != 'command' or self.topic, 'action.topic is required for command')
+        if self.topic:
+            self.topic = _topic(self.topic, 'action.topic')
 
 
 @dataclass
 class EpisodeMap:
     """How bags are cut into episodes and where instructions come from."""
 
-    events_topic: str = '/dit4dit/episode_event'
-    task_topic: str = '/dit4dit/task'
+    events_topic: str = 'episode_event'
+    task_topic: str = 'task'
     default_instruction: str = ''
     keep_aborted: bool = False
     keep_failed: bool = True
+
+    def __post_init__(self):
+        """Resolve the topics."""
+        self.events_topic = _topic(self.events_topic, 'episodes.events_topic')
+        self.task_topic = _topic(self.task_topic, 'episodes.task_topic')
 
 
 @dataclass
@@ -129,25 +154,23 @@ class FeatureMap:
         data = dict(data)
         cams = data.get('cameras')
         _check(isinstance(cams, dict), 'feature map: cameras must be a mapping name -> camera')
-        data['cameras'] = {k: _from(CameraMap, v, f'cameras.{k}') for k, v in cams.items()}
+        data['cameras'] = {k: _from(CameraMap, v or {}, f'cameras.{k}') for k, v in cams.items()}
+        for name, camera in data['cameras'].items():
+            if not camera.topic:
+                try:
+                    camera.topic = topics.camera_topic(name)
+                except KeyError as exc:
+                    raise FeatureMapError(f'cameras.{name}: {exc.args[0]}') from None
         data['state'] = _from(StateMap, data.get('state'), 'state')
         if 'action' in data:
             data['action'] = _from(ActionMap, data['action'], 'action')
-        if 'episodes' in data:
-            data['episodes'] = _from(EpisodeMap, data['episodes'], 'episodes')
+        data['episodes'] = _from(EpisodeMap, data.get('episodes') or {}, 'episodes')
         return _from(cls, data, 'feature map')
 
 
 def packaged_maps_dir() -> Path:
     """Return the directory of the packaged feature maps (installed share/ or source tree)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        share = Path(get_package_share_directory('dit4dit_train')) / 'config' / 'feature_maps'
-        if share.is_dir():
-            return share
-    except (ImportError, LookupError, ValueError):
-        pass
-    return Path(__file__).resolve().parents[1] / 'config' / 'feature_maps'
+    return share_dir('dit4dit_train', __file__, 'config', 'feature_maps')
 
 
 def load_feature_map(name_or_path) -> FeatureMap:

@@ -22,11 +22,14 @@ from pathlib import Path
 import queue
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 import threading
 import time
 
+from dit4dit_common import topics as registry
+from dit4dit_common.paths import share_dir
 from rosbags.interfaces import (
     Qos,
     QosDurability,
@@ -42,8 +45,8 @@ STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 RELIABILITIES = ('reliable', 'best_effort')
 DURABILITIES = ('volatile', 'transient_local')
 PRESET_KEYS = ('description', 'topics')
-TOPIC_KEYS = ('name', 'type', 'reliability', 'durability', 'depth', 'enabled')
-REQUIRED_TOPIC_KEYS = ('name', 'type', 'reliability', 'durability', 'depth')
+TOPIC_KEYS = ('topic', 'name', 'type', 'reliability', 'durability', 'depth', 'enabled')
+REQUIRED_TOPIC_KEYS = ('reliability', 'durability', 'depth')
 
 # Topics given without a preset entry: sensor streams are subscribed best effort (this matches
 # reliable and best-effort publishers alike), everything else reliable with a deep queue.
@@ -54,6 +57,9 @@ SENSOR_TYPES = frozenset({
 })
 SENSOR_DEPTH = 10
 DEFAULT_DEPTH = 100
+# Time a recorder gets after a stop request to flush its queue and close the bag (the launch
+# files' SIGTERM timeout for a recorder, and the bag_recorder node's stop budget).
+CLOSE_BUDGET_S = 30.0
 
 # rmw's "infinite" duration as rosbag2 writes it in metadata.yaml.
 _INFINITE = QosTime(2147483647, 4294967295)
@@ -133,9 +139,20 @@ def _parse_topic(data, where):
     _refuse_unknown_keys(data, TOPIC_KEYS, where)
     missing = [k for k in REQUIRED_TOPIC_KEYS if k not in data]
     _check(not missing, f'{where}: missing key(s) {", ".join(missing)}')
-    name = check_topic_name(data['name'], where)
+    if 'topic' in data:
+        # A registry key: name and type are the registry's (dit4dit_common.topics).
+        _check('name' not in data and 'type' not in data,
+               f'{where}: give a registry topic or a name and type, not both')
+        try:
+            entry = registry.topic(data['topic'])
+        except registry.UnknownTopic as exc:
+            raise PresetError(f'{where}: {exc}') from None
+        name, msgtype = entry.name, entry.msgtype
+    else:
+        _check('name' in data and 'type' in data,
+               f'{where}: give a registry topic (topic: joint_states) or a name and a type')
+        name, msgtype = check_topic_name(data['name'], where), data['type']
     where = f'{where} ({name})'
-    msgtype = data['type']
     _check(isinstance(msgtype, str) and _TYPE_RE.match(msgtype) is not None,
            f'{where}: type {msgtype!r} is not a ROS 2 type name like sensor_msgs/msg/Image')
     _check(data['reliability'] in RELIABILITIES,
@@ -171,12 +188,9 @@ def parse_preset(data, source='preset'):
 
 def preset_dirs():
     """Return the directories searched for packaged presets: installed share/, source tree."""
-    dirs = []
-    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
-        if prefix:
-            dirs.append(Path(prefix) / 'share' / 'dit4dit_train' / 'config')
-    dirs.append(Path(__file__).resolve().parents[1] / 'config')
-    return dirs
+    installed = share_dir('dit4dit_train', __file__, 'config')
+    source = Path(__file__).resolve().parents[1] / 'config'
+    return [installed] + ([source] if source != installed else [])
 
 
 def packaged_presets():
@@ -267,6 +281,27 @@ def check_output(output):
     _check(path.parent.is_dir(), f'the parent directory of output {str(path)!r} does not exist '
            f'({str(path.parent)!r}); create it first', RecordingError)
     return path
+
+
+def ros2_bag_available(storage='mcap') -> str:
+    """Return '' if ``ros2 bag record`` can record ``storage`` here, else what is missing."""
+    import importlib.util
+
+    if shutil.which('ros2') is None:
+        return 'ros2 is not on PATH (source a ROS 2 install)'
+    if importlib.util.find_spec('ros2bag') is None:
+        return 'ros2 bag is not installed (apt install ros-$ROS_DISTRO-rosbag2)'
+    plugin = f'rosbag2_storage_{"mcap" if storage == "mcap" else "default_plugins"}'
+    try:
+        from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+        try:
+            get_package_prefix(plugin)
+        except PackageNotFoundError:
+            return (f'the {storage} storage plugin ({plugin}) is not installed '
+                    f'(apt install ros-$ROS_DISTRO-{plugin.replace("_", "-")})')
+    except ImportError:
+        return 'ament_index_python is not installed'
+    return ''
 
 
 def ros2_bag_record_command(preset, output, storage='mcap', overrides_path=None):

@@ -6,7 +6,9 @@ Train DiT4DiT on a LeRobot v3 dataset with accelerate: ``python -m dit4dit_train
     ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m dit4dit_train.train
         ...                                                          (CPU processes, gloo)
 
-Normalisation statistics come from the training episodes and are stored in the checkpoint.
+Normalisation statistics come from the training episodes and are stored in the checkpoint, with
+the policy contract read from the dataset (fps, state and action joint names, camera views and
+their image sizes): the robot side reads it instead of being told.
 Every ``save_every`` steps the run writes, atomically, the deployable policy (``RUN/checkpoint``)
 and the full training state (``RUN/state/step_N``: model, optimiser, schedule, RNGs); ``--resume``
 continues from the newest state at exactly that step. Metrics go to ``RUN/metrics.jsonl``.
@@ -31,8 +33,44 @@ def _dataset_info(root):
     return json.loads((Path(root) / 'meta' / 'info.json').read_text())
 
 
+def dataset_contract(info: dict, camera_keys, state_key='observation.state',
+                     action_key='action'):
+    """
+    Return the PolicyContract of a LeRobot v3 dataset's ``info.json`` for ``camera_keys``.
+
+    Joint names come from the features' ``names`` (a list, or LeRobot's {'motors': [...]}); a
+    dataset without them gets ``state_0 ..`` / ``action_0 ..``, which no robot profile has: the
+    robot side then refuses the checkpoint by name instead of guessing.
+    """
+    from dit4dit_policy.contract import Camera, PolicyContract
+
+    features = info['features']
+
+    def names(key):
+        spec = features[key]
+        given = spec.get('names')
+        if isinstance(given, dict) and len(given) == 1:
+            given = next(iter(given.values()))
+        width = int(spec['shape'][0])
+        if isinstance(given, list) and len(given) == width and all(given):
+            return [str(n) for n in given]
+        prefix = 'state' if key == state_key else 'action'
+        print(f'[train] {key} has no joint names in info.json: the contract says '
+              f'{prefix}_0..{prefix}_{width - 1}', flush=True)
+        return [f'{prefix}_{i}' for i in range(width)]
+
+    cameras = []
+    for key in camera_keys:
+        height, width = (int(v) for v in features[key]['shape'][:2])
+        cameras.append(Camera(key.rsplit('.', 1)[-1] if key.startswith('observation.images.')
+                              else key, height, width))
+    return PolicyContract(fps=float(info['fps']), state_joints=names(state_key),
+                          action_joints=names(action_key), cameras=cameras,
+                          robot_type=str(info.get('robot_type') or ''))
+
+
 def build(cfg: TrainConfig):
-    """Return (model config, normalizer, train dataset) for a run."""
+    """Return (model config, normalizer, train dataset, policy contract) for a run."""
     from dit4dit_policy.model import Normalizer, preset
 
     info = _dataset_info(cfg.dataset)
@@ -50,12 +88,11 @@ def build(cfg: TrainConfig):
         f'action.real_action_dim={actions.shape[1]}', f'action.real_state_dim={states.shape[1]}',
         f'video.num_views={views}'])
     keys = cfg.state_keys or {'state': states.shape[1]}
-    names = info['features'].get('action', {}).get('names') or []
+    contract = dataset_contract(info, dataset.camera_keys)
     normalizer = Normalizer.from_data(
         actions, state_keys=list(keys.items()), action_dim=model_cfg.action.action_dim,
-        state_dim=model_cfg.action.state_dim,
-        action_names=names if len(names) == actions.shape[1] else [])
-    return model_cfg, normalizer, dataset
+        state_dim=model_cfg.action.state_dim, action_names=list(contract.action_joints))
+    return model_cfg, normalizer, dataset, contract
 
 
 def _latest_state(out: Path):
@@ -85,8 +122,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'train_config.json').write_text(cfg.dumps())
-    model_cfg, normalizer, dataset = build(cfg)
-    info_fps = _dataset_info(cfg.dataset).get('fps')
+    model_cfg, normalizer, dataset, contract = build(cfg)
     set_seed(cfg.seed)                      # identical initial weights on every process
     model = DiT4DiT(model_cfg)
     optimizer = make_optimizer(model, cfg)
@@ -140,9 +176,9 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
             os.replace(tmp, final)
             for old in sorted((out / 'state').glob('step_*'))[:-cfg.keep_states]:
                 shutil.rmtree(old, ignore_errors=True)
-            save_checkpoint(out / 'checkpoint', acc.unwrap_model(model), normalizer,
+            save_checkpoint(out / 'checkpoint', acc.unwrap_model(model), normalizer, contract,
                             extra={'step': step, 'dataset': str(cfg.dataset),
-                                   'preset': cfg.preset, 'fps': info_fps})
+                                   'preset': cfg.preset})
         acc.wait_for_everyone()
 
     model.train()

@@ -258,11 +258,12 @@ def test_unusable_output_is_refused(tmp_path):
     for name, proc in runs.items():
         logs[name] = proc.communicate(timeout=60)[0]
         assert proc.returncode == 2, f'{name}: exit {proc.returncode}\n{logs[name]}'
-        assert 'refusing to record' in logs[name], logs[name]
+        assert '[bag_recorder] cannot start: ' in logs[name], logs[name]
+        assert 'Traceback' not in logs[name]
     assert f"output '{existing}' already exists; refusing to overwrite" in logs['existing']
     assert [p.name for p in existing.iterdir()] == ['keep.txt']
     assert f"parent directory of output '{no_parent}' does not exist" in logs['no_parent']
     assert not (tmp_path / 'no').exists()
-    assert "storage 'rosbag1' is not supported; choose one of mcap, sqlite3" in logs['storage']
+    assert "storage='rosbag1': valid are mcap, sqlite3" in logs['storage']
     assert 'nothing to record: set topics' in logs['nothing']
     assert not (tmp_path / 'b').exists() and not (tmp_path / 'c').exists()

@@ -1,17 +1,14 @@
 """
-Recording presets, the ros2 bag record command line, the threaded bag writer, the launch file.
+Recording presets, the ros2 bag record command line and the threaded bag writer.
 
-ROS-free: no rclpy, no DDS. The launch file is exercised with stand-ins for ``launch`` and
-``launch_ros`` (not installable here), which checks its wiring to ``dit4dit_train.recording``.
+ROS-free: no rclpy, no DDS. The launch file that uses them (launch/record_demos.launch.py) is
+tested in dit4dit_bringup.
 """
 
-import importlib.util
-import json
 from pathlib import Path
 import subprocess
 import sys
 import threading
-import types
 
 from dit4dit_train import recording
 from dit4dit_train.bag_types import make_typestore
@@ -41,9 +38,9 @@ G1_TOPICS = [
     ('/dit4dit/episode_event', 'dit4dit_msgs/msg/EpisodeEvent'),
     ('/dit4dit/task', 'std_msgs/msg/String'),
     ('/dit4dit/policy_status', 'dit4dit_msgs/msg/PolicyStatus'),
+    ('/dit4dit/executor_status', 'dit4dit_msgs/msg/ExecutorStatus'),
     ('/lowstate', 'unitree_hg/msg/LowState'),
 ]
-LAUNCH_FILE = Path(__file__).resolve().parents[3] / 'launch' / 'record_demos.launch.py'
 
 
 def _topic(**overrides):
@@ -71,19 +68,34 @@ def test_g1_preset_lists_the_demonstration_topics_with_their_qos():
                    '/lowstate'):
         assert qos[sensor] == ('best_effort', 'volatile'), sensor
     for reliable in ('/dit4dit/joint_command', '/dit4dit/action_chunk', '/dit4dit/episode_event',
-                     '/dit4dit/task', '/dit4dit/policy_status'):
+                     '/dit4dit/task', '/dit4dit/policy_status', '/dit4dit/executor_status'):
         assert qos[reliable][0] == 'reliable', reliable
     assert preset.topic('/dit4dit/episode_event').depth == 100
     assert all(t.depth >= 1 for t in preset.topics)
 
 
-def test_sim_preset_is_g1_without_lowstate_plus_executor_status():
+def test_sim_preset_is_g1_without_lowstate():
     g1, sim = load_preset('g1'), load_preset('sim')
-    expected = [t for t in g1.topics if t.name != '/lowstate']
-    assert list(sim.topics[:len(expected)]) == expected
-    extra = sim.topics[len(expected):]
-    assert [(t.name, t.msgtype, t.reliability) for t in extra] == [
-        ('/dit4dit/executor_status', 'dit4dit_msgs/msg/ExecutorStatus', 'reliable')]
+    assert list(sim.topics) == [t for t in g1.topics if t.name != '/lowstate']
+
+
+def test_presets_name_registry_topics_or_explicit_ones():
+    from dit4dit_common.topics import TOPICS
+    preset = parse_preset({'topics': [
+        {'topic': 'joint_command', 'reliability': 'reliable', 'durability': 'volatile',
+         'depth': 5}, _topic(name='/my/extra')]})
+    command, extra = preset.topics
+    assert (command.name, command.msgtype) == (TOPICS['joint_command'].name,
+                                               TOPICS['joint_command'].msgtype)
+    assert extra.name == '/my/extra'
+    for data, message in (
+            ({'topic': 'chunks', 'reliability': 'reliable', 'durability': 'volatile',
+              'depth': 5}, "unknown topic key 'chunks'"),
+            (_topic(topic='task'), 'a registry topic or a name and type, not both'),
+            ({'name': '/a', 'reliability': 'reliable', 'durability': 'volatile', 'depth': 5},
+             'a registry topic .* or a name and a type')):
+        with pytest.raises(PresetError, match=message):
+            parse_preset({'topics': [data]})
 
 
 def test_preset_by_path_and_unknown_name(tmp_path):
@@ -104,8 +116,8 @@ def test_preset_by_path_and_unknown_name(tmp_path):
     ({'topics': [_topic()], 'storage': 'mcap'},
      r'unknown key\(s\) storage; valid keys: description, topics'),
     ({'topics': [_topic(qos='x')]},
-     r'topics\[0\]: unknown key\(s\) qos; valid keys: name, type, reliability, durability, '
-     r'depth, enabled'),
+     r'topics\[0\]: unknown key\(s\) qos; valid keys: topic, name, type, reliability, '
+     r'durability, depth, enabled'),
     ({'topics': [{'name': '/a', 'type': 'std_msgs/msg/String'}]},
      r'missing key\(s\) reliability, durability, depth'),
     ({'topics': [_topic(reliability='sometimes')]},
@@ -139,7 +151,7 @@ def test_ros2_bag_record_command_is_exact(tmp_path):
                    '--qos-profile-overrides-path', str(overrides),
                    '/camera/image_raw', '/joint_states', '/dit4dit/joint_command',
                    '/dit4dit/action_chunk', '/dit4dit/episode_event', '/dit4dit/task',
-                   '/dit4dit/policy_status', '/lowstate']
+                   '/dit4dit/policy_status', '/dit4dit/executor_status', '/lowstate']
     written = yaml.safe_load(overrides.read_text())
     assert written == qos_overrides(preset)
     assert list(written) == cmd[9:]  # every recorded topic has its override, none other
@@ -300,107 +312,3 @@ def test_summary_is_one_line_with_counts_missing_and_skipped(tmp_path):
                            f'messages) to {tmp_path / "b"} [mcap]: /cam 60, /ev 2')
     assert line.endswith('; never appeared: /lowstate; skipped: /x (type a/msg/B unknown to the '
                          'typestore)')
-
-
-# -- the launch file, with stand-ins for launch and launch_ros -----------------------------------
-
-
-class _Action:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
-class _LaunchConfiguration(_Action):
-    def perform(self, context):
-        return context.launch_configurations[self.args[0]]
-
-
-def _stub_modules():
-    names = {
-        'launch': {'LaunchDescription': _Action},
-        'launch.actions': {n: type(n, (_Action,), {}) for n in (
-            'DeclareLaunchArgument', 'OpaqueFunction', 'ExecuteProcess', 'Shutdown')},
-        'launch.substitutions': {'LaunchConfiguration': _LaunchConfiguration},
-        'launch_ros': {},
-        'launch_ros.actions': {'Node': type('Node', (_Action,), {})},
-    }
-    return {name: types.SimpleNamespace(**attrs) for name, attrs in names.items()}
-
-
-@pytest.fixture
-def launch_file(monkeypatch):
-    if not LAUNCH_FILE.is_file():
-        pytest.skip(f'{LAUNCH_FILE} is not next to this source tree')
-    for name, module in _stub_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location('record_demos_launch', LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    entities = description.args[0]
-    declared = {e.args[0]: e.kwargs for e in entities if type(e).__name__ ==
-                'DeclareLaunchArgument'}
-    opaque = [e for e in entities if type(e).__name__ == 'OpaqueFunction']
-    assert len(opaque) == 1
-
-    def run(**values):
-        config = {name: kw['default_value'] for name, kw in declared.items()}
-        config.update(values)
-        context = types.SimpleNamespace(launch_configurations=config)
-        return opaque[0].kwargs['function'](context)
-
-    return declared, run
-
-
-def test_launch_file_imports_without_launch_installed():
-    if not LAUNCH_FILE.is_file():
-        pytest.skip(f'{LAUNCH_FILE} is not next to this source tree')
-    spec = importlib.util.spec_from_file_location('record_demos_launch_plain', LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert callable(module.generate_launch_description)
-
-
-def test_launch_arguments(launch_file):
-    declared, _ = launch_file
-    assert set(declared) == {'output', 'storage', 'preset', 'use_ros2_bag'}
-    assert declared['storage']['choices'] == ['mcap', 'sqlite3']
-    assert declared['preset']['choices'] == ['g1', 'sim']
-    assert declared['use_ros2_bag']['choices'] == ['true', 'false']
-    assert all(kw['description'] for kw in declared.values())
-
-
-def test_launch_runs_ros2_bag_record_from_the_preset(launch_file, tmp_path):
-    _, run = launch_file
-    out = str(tmp_path / 'demo')
-    (action,) = run(output=out, preset='sim', use_ros2_bag='true')
-    assert type(action).__name__ == 'ExecuteProcess'
-    cmd = action.kwargs['cmd']
-    preset = load_preset('sim')
-    assert cmd[:8] == ['ros2', 'bag', 'record', '-s', 'mcap', '-o', out,
-                       '--qos-profile-overrides-path']
-    assert cmd[9:] == [t.name for t in preset.enabled_topics()]
-    overrides = Path(cmd[8])
-    assert yaml.safe_load(overrides.read_text()) == qos_overrides(preset)
-    overrides.unlink()
-    overrides.parent.rmdir()
-    assert type(action.kwargs['on_exit']).__name__ == 'Shutdown'
-
-
-def test_launch_runs_the_bag_recorder_node_from_the_same_preset(launch_file, tmp_path):
-    _, run = launch_file
-    out = str(tmp_path / 'demo')
-    (action,) = run(output=out, storage='sqlite3', use_ros2_bag='false')
-    assert type(action).__name__ == 'Node'
-    assert (action.kwargs['package'], action.kwargs['executable']) == ('dit4dit_train',
-                                                                       'bag_recorder')
-    assert action.kwargs['parameters'] == [recorder_parameters(load_preset('g1'), out,
-                                                               'sqlite3')]
-    json.dumps(action.kwargs['parameters'])  # plain values, as launch_ros needs
-
-
-def test_launch_default_output_is_timestamped(launch_file):
-    _, run = launch_file
-    (action,) = run(use_ros2_bag='false')
-    assert action.kwargs['parameters'][0]['output'].startswith('rosbag2_')
-    assert not Path(action.kwargs['parameters'][0]['output']).exists()

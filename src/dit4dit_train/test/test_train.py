@@ -193,8 +193,11 @@ def test_two_process_cpu_training_with_accelerate_launch(dataset, tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert 'on 2 process(es)' in res.stdout
     from dit4dit_policy.model import load_checkpoint
-    _, _, manifest = load_checkpoint(run / 'checkpoint')
+    _, _, manifest, contract = load_checkpoint(run / 'checkpoint')
     assert manifest['extra']['step'] == 4
+    info = json.loads((dataset / 'meta' / 'info.json').read_text())
+    assert contract.fps == info['fps']
+    assert list(contract.state_joints) == info['features']['observation.state']['names']
 
 
 def test_instruction_check_end_to_end(trained_run, dataset, tmp_path, capsys):

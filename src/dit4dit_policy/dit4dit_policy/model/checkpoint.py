@@ -4,6 +4,8 @@ Checkpoints as directories, written atomically and verified on load.
     <dir>/config.json          the DiT4DiTConfig
     <dir>/model.safetensors    trainable weights (video transformer + action DiT)
     <dir>/normalization.json   the Normalizer (statistics and layout)
+    <dir>/contract.json        the policy contract: fps, state/action joints, cameras
+                               (``dit4dit_policy.contract``)
     <dir>/manifest.json        format version, byte size and sha256 of each file, extra metadata
 
 A directory is written under a temporary name and renamed into place, so a crash never leaves a
@@ -22,9 +24,12 @@ import time
 
 from .config import ConfigError, DiT4DiTConfig
 from .normalization import NormalizationError, Normalizer
+from ..contract import ContractError, FILE as CONTRACT, PolicyContract
 
 FORMAT = 'dit4dit_ros/checkpoint/v1'
-FILES = ('config.json', 'model.safetensors', 'normalization.json')
+FILES = ('config.json', 'model.safetensors', 'normalization.json', CONTRACT)
+ADD_CONTRACT = ('python -m dit4dit_policy.contract CHECKPOINT --write --fps FPS '
+                '--camera NAME:HxW (see its --help)')
 HASH_LIMIT = 2 * 1024 ** 3  # larger files are checked by size only (hashing 8 GB takes a while)
 
 
@@ -47,21 +52,42 @@ def _write(path: Path, data: bytes):
         os.fsync(f.fileno())
 
 
-def save_checkpoint(path, model, normalizer: Normalizer, extra=None, dtype=None) -> Path:
+def _manifest(directory: Path, num_tensors: int, extra) -> dict:
+    return {
+        'format': FORMAT, 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        'files': {name: {'bytes': (directory / name).stat().st_size,
+                         'sha256': _sha256(directory / name)} for name in FILES},
+        'num_tensors': num_tensors, 'extra': extra or {},
+    }
+
+
+def _check_contract(contract: PolicyContract, normalizer: Normalizer, config: DiT4DiTConfig):
+    contract.check_model(normalizer.raw_state_dim, normalizer.raw_action_dim,
+                         config.video.num_views)
+    if normalizer.action_names and tuple(normalizer.action_names) != contract.action_joints:
+        raise ContractError("policy contract: action_joints differ from the normalisation's "
+                            'action names')
+
+
+def save_checkpoint(path, model, normalizer: Normalizer, contract: PolicyContract, extra=None,
+                    dtype=None) -> Path:
     """
-    Write ``model`` and ``normalizer`` to the directory ``path`` atomically; return it.
+    Write ``model``, ``normalizer`` and ``contract`` to the directory ``path`` atomically.
 
     ``dtype`` (e.g. ``torch.float16``) stores floating-point weights in that type (half the
-    bytes: shipped demo checkpoints); loading casts them back to the model's type.
+    bytes: shipped demo checkpoints); loading casts them back to the model's type. Return the
+    path; ContractError if the contract does not fit the model.
     """
     from safetensors.torch import save_file
 
+    _check_contract(contract, normalizer, model.config)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.tmp-', dir=path.parent))
     try:
         _write(tmp / 'config.json', (json.dumps(model.config.to_dict(), indent=2) + '\n').encode())
         _write(tmp / 'normalization.json', normalizer.dumps().encode())
+        _write(tmp / CONTRACT, contract.dumps().encode())
         weights = model.trainable_state_dict()
         tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
         if dtype is not None:
@@ -70,12 +96,7 @@ def save_checkpoint(path, model, normalizer: Normalizer, extra=None, dtype=None)
         save_file(tensors, str(tmp / 'model.safetensors'), metadata={'format': FORMAT})
         with open(tmp / 'model.safetensors', 'rb+') as f:
             os.fsync(f.fileno())
-        manifest = {
-            'format': FORMAT, 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-            'files': {name: {'bytes': (tmp / name).stat().st_size, 'sha256': _sha256(tmp / name)}
-                      for name in FILES},
-            'num_tensors': len(tensors), 'extra': extra or {},
-        }
+        manifest = _manifest(tmp, len(tensors), extra)
         _write(tmp / 'manifest.json', (json.dumps(manifest, indent=2) + '\n').encode())
         old = None
         if path.exists():
@@ -90,8 +111,8 @@ def save_checkpoint(path, model, normalizer: Normalizer, extra=None, dtype=None)
     return path
 
 
-def verify_checkpoint(path) -> dict:
-    """Check a checkpoint directory's files against its manifest; return the manifest."""
+def verify_checkpoint(path, files=FILES) -> dict:
+    """Check a checkpoint directory's ``files`` against its manifest; return the manifest."""
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f'{path}: no such checkpoint directory')
@@ -105,9 +126,12 @@ def verify_checkpoint(path) -> dict:
         raise CheckpointError(f'{manifest_path}: unreadable ({exc})') from exc
     if manifest.get('format') != FORMAT:
         raise CheckpointError(f'{path}: format {manifest.get("format")!r}, expected {FORMAT!r}')
-    for name in FILES:
+    for name in files:
         file = path / name
         want = manifest.get('files', {}).get(name)
+        if want is None and name == CONTRACT:
+            raise CheckpointError(f'{path}: no policy contract (contract.json): a checkpoint '
+                                  f'written before contracts existed; add one with {ADD_CONTRACT}')
         if want is None:
             raise CheckpointError(f'{path}: manifest does not list {name}')
         if not file.is_file():
@@ -122,15 +146,51 @@ def verify_checkpoint(path) -> dict:
     return manifest
 
 
-def read_normalizer(path) -> Normalizer:
+def read_normalizer(path, verify_contract: bool = True) -> Normalizer:
     """Return a verified checkpoint's normalisation (action and state names, ranges) only."""
-    verify_checkpoint(path)
+    verify_checkpoint(path, FILES if verify_contract else FILES[:-1])
     return Normalizer.from_dict(json.loads((Path(path) / 'normalization.json').read_text()))
+
+
+def read_contract(path) -> PolicyContract:
+    """Return a verified checkpoint's policy contract (no torch, no weights read)."""
+    verify_checkpoint(path)
+    try:
+        return PolicyContract.loads((Path(path) / CONTRACT).read_text())
+    except ContractError as exc:
+        raise CheckpointError(f'{Path(path) / CONTRACT}: {exc}') from exc
+
+
+def write_contract(path, contract: PolicyContract) -> Path:
+    """
+    Add (or replace) the contract of a checkpoint written before contracts existed.
+
+    The other files are verified first and the contract is checked against the configuration
+    and normalisation; contract.json and the manifest are replaced atomically, one after the
+    other (an interruption between the two leaves a checkpoint that verification refuses).
+    """
+    path = Path(path)
+    manifest = verify_checkpoint(path, FILES[:-1])
+    config = DiT4DiTConfig.from_dict(json.loads((path / 'config.json').read_text()))
+    normalizer = Normalizer.from_dict(json.loads((path / 'normalization.json').read_text()))
+    _check_contract(contract, normalizer, config)
+    _replace(path / CONTRACT, contract.dumps())
+    manifest['files'][CONTRACT] = {'bytes': (path / CONTRACT).stat().st_size,
+                                   'sha256': _sha256(path / CONTRACT)}
+    _replace(path / 'manifest.json', json.dumps(manifest, indent=2) + '\n')
+    return path
+
+
+def _replace(path: Path, text: str):
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f'.{path.name}.tmp')
+    _write(tmp, text.encode())
+    os.replace(tmp, path)
 
 
 def load_checkpoint(path, device='cpu', model_factory=None):
     """
-    Return (model, normalizer, manifest) from a verified checkpoint directory.
+    Return (model, normalizer, manifest, contract) from a verified checkpoint directory.
 
     ``model_factory(config)`` builds the model (default: ``DiT4DiT(config)``, the codec and any
     pretrained parts coming from the paths in the configuration).
@@ -153,6 +213,11 @@ def load_checkpoint(path, device='cpu', model_factory=None):
         raise CheckpointError(f'{path}: normalisation is for action/state widths '
                               f'{normalizer.action_dim}/{normalizer.state_dim}, the model has '
                               f'{config.action.action_dim}/{config.action.state_dim}')
+    try:
+        contract = PolicyContract.loads((path / CONTRACT).read_text())
+        _check_contract(contract, normalizer, config)
+    except ContractError as exc:
+        raise CheckpointError(f'{path / CONTRACT}: {exc}') from exc
     if model_factory is None:
         from .dit4dit import DiT4DiT
 
@@ -179,7 +244,7 @@ def load_checkpoint(path, device='cpu', model_factory=None):
                   for k in wrong[:8]]
         raise CheckpointError('\n'.join(lines))
     model.load_state_dict(tensors, strict=False)
-    return model.to(device).eval(), normalizer, manifest
+    return model.to(device).eval(), normalizer, manifest, contract
 
 
 def export_checkpoint(source, destination, dtype=None, extra=None) -> Path:
@@ -189,9 +254,9 @@ def export_checkpoint(source, destination, dtype=None, extra=None) -> Path:
     ``extra`` entries are added to (or replace) the manifest's metadata, e.g. the provenance of
     a shipped checkpoint in place of the training machine's dataset path.
     """
-    model, normalizer, manifest = load_checkpoint(source)
+    model, normalizer, manifest, contract = load_checkpoint(source)
     metadata = {**manifest.get('extra', {}), **(extra or {})}
-    return save_checkpoint(destination, model, normalizer, extra=metadata, dtype=dtype)
+    return save_checkpoint(destination, model, normalizer, contract, extra=metadata, dtype=dtype)
 
 
 def _key_value(item):

@@ -1,12 +1,18 @@
 """
 ``policy_node``: camera + joint states + task in, action chunks out.
 
+What the policy takes and gives is the checkpoint's contract (``dit4dit_policy.contract``), not
+parameters: the camera views (each on its registry topic, ``/camera/image_raw`` for ``head``,
+unless ``camera_topics`` says otherwise) and the image size they were trained on, the state
+joints read by name from ``/joint_states``, the action joints and the action period (1/fps).
+
 Subscription callbacks only store the latest messages; a worker thread turns the newest complete
-observation into a query (``dit4dit_policy.inference.PolicyRunner``) and publishes the chunk as a
-``trajectory_msgs/JointTrajectory`` whose header stamp is the camera frame's stamp (the time the
-observation was taken), points spaced by the training data's action period. Stale or malformed
-observations (wrong encoding or size, NaN joints, missing joint names) are refused with a
-throttled log, counted, and shown in ``dit4dit_msgs/PolicyStatus`` and on ``/diagnostics``.
+observation into a query (``dit4dit_policy.inference.PolicyRunner``) and publishes the chunk on
+``/dit4dit/action_chunk`` as a ``trajectory_msgs/JointTrajectory`` whose header stamp is the camera
+frame's stamp (the time the observation was taken). Stale or malformed observations (wrong
+encoding, a frame size other than the contract's, NaN joints, missing joint names) are refused
+with a throttled log, counted, and shown in ``dit4dit_msgs/PolicyStatus`` (on
+``/dit4dit/policy_status``) and on ``/diagnostics``.
 
 With ``rtc_inpainting`` (use it with the executor's ``rtc`` strategy) each chunk is sampled with
 its first actions inpainted on the previous chunk's, those the executor follows while this one is
@@ -14,16 +20,21 @@ computed (``runtime.inpainting``). The guide is dropped when the measured joints
 previous chunk by more than ``rtc_max_deviation`` (the executor held, or a new episode began).
 
 With ``imagine_every_n_chunks`` > 0 the worker also renders the video DiT's imagined future after
-every n-th chunk and publishes it on ``~/imagined`` (``sensor_msgs/Image`` rgb8, the frames side by
-side, stamped like the chunk): for rviz and debugging; it delays the next query by a full video
-sampling run.
+every n-th chunk and publishes it on ``/dit4dit/imagined`` (``sensor_msgs/Image`` rgb8, the
+frames side by side, stamped like the chunk): for rviz and debugging; it delays the next query by
+a full video sampling run.
 """
 
 import threading
 import time
 
-from builtin_interfaces.msg import Duration, Time
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from dit4dit_common import stamps, topics
+from dit4dit_common.image import (
+    compressed_to_rgb, image_to_rgb, ImageFormatError, rgb_to_image_fields)
+from dit4dit_common.params import declare, Param
+from dit4dit_common.runner import run_node
 from dit4dit_msgs.msg import PolicyStatus
 from dit4dit_msgs.srv import SetTask
 import numpy as np
@@ -33,37 +44,40 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from .spin import declare_parameters, run_node
-from ..image_codec import compressed_to_rgb, image_to_rgb, ImageFormatError, rgb_to_image_fields
 from ..inference import Observation, ObservationError, PolicyRunner
 from ..runtime.inpainting import InpaintingConfig, PrefixPlanner
 
 PARAMETERS = (
-    ('checkpoint', '', 'Checkpoint directory (dit4dit_policy.model.checkpoint).'),
-    ('device', 'cpu', 'Torch device for inference, e.g. cpu or cuda:0.'),
-    ('camera_topics', ['/camera/image_raw'], 'One image topic per model view, in view order.'),
-    ('compressed', False, 'Subscribe sensor_msgs/CompressedImage (jpeg/png) instead of Image.'),
-    ('joint_states_topic', '/joint_states', 'sensor_msgs/JointState topic of the robot.'),
-    ('state_joints', [''], 'Joint names of the model state, in order ([""]: the action joints).'),
-    ('action_joints', [''], 'Joint names of the actions ([""]: from the checkpoint).'),
-    ('action_period_s', 0.0, 'Time between actions of a chunk (0: 1/fps of the training data '
-     'from the checkpoint, else 1/30).'),
-    ('max_observation_age_s', 0.3, 'Refuse observations older than this (camera stamp vs now).'),
-    ('max_joint_skew_s', 0.1, 'Refuse when joint states and camera are further apart than this.'),
-    ('query_period_s', 0.0, 'Minimum time between queries (0: as fast as inference allows).'),
-    ('instruction', '', 'Initial task instruction (SetTask service changes it).'),
-    ('task_topic', '', 'std_msgs/String topic (transient local) whose messages set the '
-     'instruction, e.g. /dit4dit/task of a simulator ("": none).'),
-    ('seed', -1, 'Seed for deterministic sampling (-1: random).'),
-    ('rtc_inpainting', False, 'Inpaint each chunk on the actions executed while it is computed '
-     '(real-time chunking; pair with the executor strategy rtc).'),
-    ('rtc_soft_actions', 4, 'Actions after the frozen prefix whose inpainting weight falls to 0.'),
-    ('rtc_latency_margin_s', 0.02, 'Added to the measured latency when freezing actions [s].'),
-    ('imagine_every_n_chunks', 0, 'Publish the imagined future frames on ~/imagined after every '
-     'n-th chunk (0: never; costs a full video sampling run each time).'),
-    ('imagine_steps', 10, 'Euler steps of the imagined-future video sampler.'),
-    ('rtc_max_deviation', 0.15, 'No inpainting when a measured action joint is further than '
-     'this from the previous chunk at the observation time [joint units].'),
+    Param('checkpoint', '', 'Checkpoint directory (weights, normalisation, policy contract).'),
+    Param('device', 'cpu', 'Torch device for inference, e.g. cpu or cuda:0.'),
+    Param('camera_topics', [''], 'Image topic per camera view of the contract, in its order '
+          "([\"\"]: each view's registry topic, e.g. head -> /camera/image_raw)."),
+    Param('compressed', False, 'Subscribe sensor_msgs/CompressedImage (jpeg/png) instead of '
+          'Image, on <topic>/compressed (image_transport) unless camera_topics names them.'),
+    Param('check_image_size', True, 'Refuse camera frames whose size differs from the size the '
+          'checkpoint was trained on (the contract); false resizes whatever arrives.'),
+    Param('max_observation_age_s', 0.3, 'Refuse observations older than this (camera stamp vs '
+          'now) [s].', low=1e-3, high=60.0),
+    Param('max_joint_skew_s', 0.1, 'Refuse when joint states and camera are further apart than '
+          'this [s].', low=0.0, high=60.0),
+    Param('query_period_s', 0.0, 'Minimum time between queries (0: as fast as inference '
+          'allows) [s].', low=0.0, high=60.0),
+    Param('instruction', '', 'Initial task instruction (the ~/set_task service changes it).'),
+    Param('follow_task', False, 'Take the instruction from /dit4dit/task (std_msgs/String, '
+          "transient local), e.g. a simulator's."),
+    Param('seed', -1, 'Seed for deterministic sampling (-1: random).', low=-1),
+    Param('rtc_inpainting', False, 'Inpaint each chunk on the actions executed while it is '
+          'computed (real-time chunking; pair with the executor strategy rtc).'),
+    Param('rtc_soft_actions', 4, 'Actions after the frozen prefix whose inpainting weight falls '
+          'to 0.', low=0, high=1000),
+    Param('rtc_latency_margin_s', 0.02, 'Added to the measured latency when freezing actions '
+          '[s].', low=0.0, high=10.0),
+    Param('rtc_max_deviation', 0.15, 'No inpainting when a measured action joint is further than '
+          'this from the previous chunk at the observation time [joint units].', low=0.0),
+    Param('imagine_every_n_chunks', 0, 'Publish the imagined future frames after every n-th '
+          'chunk (0: never; costs a full video sampling run each time).', low=0),
+    Param('imagine_steps', 10, 'Euler steps of the imagined-future video sampler.', low=1,
+          high=1000),
 )
 
 
@@ -71,32 +85,28 @@ class PolicyNode(Node):
     """The policy node (see the module docstring)."""
 
     def __init__(self, **kwargs):
-        """Declare parameters, load the checkpoint, wire topics; start the worker thread."""
+        """Declare parameters, load the checkpoint and its contract, wire topics; start work."""
         super().__init__('policy_node', **kwargs)
-        p = declare_parameters(self, PARAMETERS)
+        p = self.p = declare(self, PARAMETERS)
         if not p['checkpoint']:
             raise ValueError('parameter checkpoint is required')
         self.runner = PolicyRunner.from_checkpoint(p['checkpoint'], device=p['device'])
-        norm = self.runner.normalizer
-        actions = [j for j in p['action_joints'] if j] or list(norm.action_names)
-        if len(actions) != norm.raw_action_dim:
-            raise ValueError(f'{len(actions)} action joint names for {norm.raw_action_dim} '
-                             'action dims (set action_joints)')
-        state = [j for j in p['state_joints'] if j] or actions
-        if len(state) != norm.raw_state_dim:
-            raise ValueError(f'{len(state)} state joint names for {norm.raw_state_dim} state '
-                             'values (set state_joints)')
-        views = self.runner.config.video.num_views
-        if len(p['camera_topics']) != views:
-            raise ValueError(f'{len(p["camera_topics"])} camera topics for a {views}-view model')
-        self.action_joints, self.state_joints, self.p = actions, state, p
-        fps = self.runner.manifest.get('extra', {}).get('fps') or 30.0
-        self.action_period = p['action_period_s'] or 1.0 / float(fps)
+        contract = self.contract = self.runner.contract
+        self.action_joints = list(contract.action_joints)
+        self.state_joints = list(contract.state_joints)
+        self.action_period = contract.action_period_s
+        given = [t for t in p['camera_topics'] if t]
+        if given and len(given) != len(contract.cameras):
+            raise ValueError(f"{len(given)} camera_topics for the contract's "
+                             f'{len(contract.cameras)} views ({", ".join(contract.camera_names)})')
+        self.camera_topics = given or [topics.camera_topic(v) for v in contract.camera_names]
+        if p['compressed'] and not given:     # image_transport's name for the JPEG stream
+            self.camera_topics = [f'{t}/compressed' for t in self.camera_topics]
         self.planner = PrefixPlanner(self.runner.config.action.chunk_size, InpaintingConfig(
             soft_actions=p['rtc_soft_actions'], latency_margin_s=p['rtc_latency_margin_s']))
         self.last_guide = None
         self._lock = threading.Lock()
-        self._images = [None] * views
+        self._images = [None] * len(self.camera_topics)
         self._joints = None
         self._instruction = p['instruction']
         self._new = threading.Event()
@@ -105,30 +115,30 @@ class PolicyNode(Node):
         self.message, self.rejected, self.chunk_index = '', 0, 0
         self.last_latency, self.latencies, self.last_stamp, self.last_age = 0.0, [], Time(), 0.0
         msg_type = CompressedImage if p['compressed'] else Image
-        for view, topic in enumerate(p['camera_topics']):
+        for view, topic in enumerate(self.camera_topics):
             self.create_subscription(msg_type, topic, lambda m, v=view: self._on_image(v, m),
                                      qos_profile_sensor_data)
-        self.create_subscription(JointState, p['joint_states_topic'], self._on_joints,
+        self.create_subscription(JointState, topics.name('joint_states'), self._on_joints,
                                  qos_profile_sensor_data)
-        self.chunk_pub = self.create_publisher(JointTrajectory, '~/action_chunk', 10)
-        self.status_pub = self.create_publisher(PolicyStatus, '~/status', 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        if p['imagine_every_n_chunks'] < 0 or p['imagine_steps'] < 1:
-            raise ValueError('imagine_every_n_chunks must be >= 0 and imagine_steps >= 1')
-        self.imagined_pub = self.create_publisher(Image, '~/imagined', 1)
+        self.chunk_pub = self.create_publisher(JointTrajectory, topics.name('action_chunk'), 10)
+        self.status_pub = self.create_publisher(PolicyStatus, topics.name('policy_status'), 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.name('diagnostics'), 10)
+        self.imagined_pub = self.create_publisher(Image, topics.name('imagined'), 1)
         self.create_service(SetTask, '~/set_task', self._on_set_task)
-        if p['task_topic']:
+        if p['follow_task']:
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self.create_subscription(String, p['task_topic'], self._on_task, latched)
+            self.create_subscription(String, topics.name('task'), self._on_task, latched)
         self.create_timer(0.5, self.publish_status)
         self.create_timer(1.0, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='policy_worker', daemon=True)
         self._worker.start()
+        views = ', '.join(f'{c.name} {c.width}x{c.height} on {t}'
+                          for c, t in zip(contract.cameras, self.camera_topics))
         self.get_logger().info(
-            f'policy ready: {p["checkpoint"]} on {p["device"]}, {views} view(s), '
-            f'{len(actions)} action joints, chunk {self.runner.config.action.chunk_size} x '
-            f'{self.action_period * 1e3:.1f} ms')
+            f'policy ready: {p["checkpoint"]} on {p["device"]}; {views}; '
+            f'{len(self.state_joints)} state and {len(self.action_joints)} action joints; '
+            f'chunk {self.runner.config.action.chunk_size} x {self.action_period * 1e3:.1f} ms')
 
     # -- callbacks: store only ---------------------------------------------------------------
     def _on_image(self, view, msg):
@@ -186,18 +196,18 @@ class PolicyNode(Node):
         if not instruction:
             self.state = PolicyStatus.STATE_WAITING_FOR_INSTRUCTION
             return
-        stamp_ns = min(_ns(m.header.stamp) for m in images)
+        stamp_ns = min(stamps.to_ns(m.header.stamp) for m in images)
         now_ns = self.get_clock().now().nanoseconds
         age = (now_ns - stamp_ns) * 1e-9
         if age > self.p['max_observation_age_s']:
             return self._refuse(f'stale observation: camera frame is {age:.3f} s old '
                                 f'(max {self.p["max_observation_age_s"]} s)')
-        skew = abs(_ns(joints.header.stamp) - stamp_ns) * 1e-9
-        if _ns(joints.header.stamp) and skew > self.p['max_joint_skew_s']:
+        joints_ns = stamps.to_ns(joints.header.stamp)
+        skew = abs(joints_ns - stamp_ns) * 1e-9
+        if joints_ns and skew > self.p['max_joint_skew_s']:
             return self._refuse(f'joint states {skew:.3f} s away from the camera frame')
         try:
-            rgb = [compressed_to_rgb(m) if self.p['compressed'] else image_to_rgb(m)
-                   for m in images]
+            rgb = self._decode(images)
             state = _pick(joints, self.state_joints)
             guide = self._guide(stamp_ns, joints)
             pred = self.runner.predict(Observation(rgb, state, instruction),
@@ -211,6 +221,20 @@ class PolicyNode(Node):
         every = self.p['imagine_every_n_chunks']
         if every and self.chunk_index % every == 0:
             self._publish_imagined(Observation(rgb, state, instruction), images[0].header.stamp)
+
+    def _decode(self, images):
+        """Return the frames as RGB arrays; ImageFormatError names the topic and the fix."""
+        decode = compressed_to_rgb if self.p['compressed'] else image_to_rgb
+        rgb = []
+        for camera, topic, msg in zip(self.contract.cameras, self.camera_topics, images):
+            size = (camera.width, camera.height) if self.p['check_image_size'] else None
+            try:
+                rgb.append(decode(msg, expected_size=size))
+            except ImageFormatError as exc:
+                hint = ' (the size the checkpoint was trained on; check_image_size:=false ' \
+                    'resizes)' if 'expected' in str(exc) else ''
+                raise ImageFormatError(f'{topic}: {exc}{hint}') from None
+        return rgb
 
     def _publish_imagined(self, obs, stamp):
         frames = self.runner.imagine(obs, steps=self.p['imagine_steps'])
@@ -244,16 +268,15 @@ class PolicyNode(Node):
         msg.header.stamp = stamp
         msg.joint_names = list(self.action_joints)
         for k, row in enumerate(actions):
-            t = k * self.action_period
             msg.points.append(JointTrajectoryPoint(
                 positions=[float(v) for v in row],
-                time_from_start=Duration(sec=int(t), nanosec=int((t % 1) * 1e9))))
+                time_from_start=stamps.duration_msg(k * self.action_period)))
         self.chunk_pub.publish(msg)
         self.chunk_index += 1
         self.last_latency = timings['total']
         self.latencies = (self.latencies + [timings['total']])[-100:]
         self.last_stamp = stamp
-        self.last_age = (self.get_clock().now().nanoseconds - _ns(stamp)) * 1e-9
+        self.last_age = (self.get_clock().now().nanoseconds - stamps.to_ns(stamp)) * 1e-9
         self.state, self.message = PolicyStatus.STATE_RUNNING, ''
         self.publish_status()
 
@@ -300,10 +323,6 @@ class PolicyNode(Node):
         return super().destroy_node()
 
 
-def _ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def _pick(joints: JointState, names) -> np.ndarray:
     lookup = {n: i for i, n in enumerate(joints.name)}
     missing = [n for n in names if n not in lookup]
@@ -316,8 +335,8 @@ def _pick(joints: JointState, names) -> np.ndarray:
 
 def main(args=None):
     """Run the node (``ros2 run dit4dit_policy policy_node``)."""
-    return run_node(PolicyNode, args)
+    return run_node(PolicyNode, args, name='policy_node')
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -1,10 +1,10 @@
 """
-ROS-free runtime logic: robot profiles, chunk execution, safety limits.
+ROS-free runtime logic of the policy side: real-time chunking (inpainting on the executing prefix).
 
-Used by the nodes; importable and testable without rclpy.
+Used by the policy node; importable and testable without rclpy. The executor, its chunk scheduling
+and safety filter live in the torch-free ``dit4dit_control`` package.
 """
 
-from .chunk_executor import Chunk, ChunkExecutor, ExecutorConfig, STRATEGIES
-from .safety import JointLimits, SafetyFilter
+from .inpainting import InpaintingConfig, PrefixPlanner
 
-__all__ = ['Chunk', 'ChunkExecutor', 'ExecutorConfig', 'JointLimits', 'SafetyFilter', 'STRATEGIES']
+__all__ = ['InpaintingConfig', 'PrefixPlanner']

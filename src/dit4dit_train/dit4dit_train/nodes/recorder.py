@@ -7,22 +7,21 @@
 Each listed topic's type is learned from the ROS graph; the node subscribes with ``raw=True``
 (the serialized CDR bytes, never deserialized) and the QoS of the preset, and a writer thread
 writes the bytes with ``rosbags`` (mcap or sqlite3), stamped with the node clock's receive time as
-``ros2 bag record`` does. SIGINT/SIGTERM (or ``max_duration_s``) ends the recording: the queue is
-flushed, the bag closed (``metadata.yaml`` complete) and a one-line summary logged. The presets,
-the writer and the summary are ROS-free, in ``dit4dit_train.recording``.
+``ros2 bag record`` does. ``max_duration_s`` or a signal ends the recording, whatever the signals
+(one SIGINT, two, SIGTERM: ``dit4dit_common.runner``): subscriptions stop, the queue is flushed,
+the bag is closed (``metadata.yaml`` complete, readable by the converter) and a one-line summary
+logged. A failed write stops the recording (exit code 1). The presets, the writer and the summary
+are ROS-free, in ``dit4dit_train.recording``.
 """
 
 from dataclasses import replace
 from functools import partial
 import importlib
-import math
 import sys
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
+from dit4dit_common.params import declare, Param
+from dit4dit_common.runner import run_node
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -32,29 +31,31 @@ from ..recording import (
     BagWriter,
     check_storage,
     check_topic_name,
+    CLOSE_BUDGET_S,
     default_output_name,
     default_topic_spec,
     format_summary,
     load_preset,
-    PresetError,
     RecordingError,
     spec_qos,
     STORAGES,
 )
 
-# (name, default, description) of every parameter; all are read once, at start.
+# Every parameter is read once, at start.
 PARAMETERS = (
-    ('output', '', 'Bag directory to create; it must not exist, its parent must. Default: '
-     'rosbag2_<date>-<time> in the working directory.'),
-    ('storage', 'mcap', f'Storage plugin: {" or ".join(STORAGES)}.'),
-    ('topics', [], 'Topics to record (string array). Empty: the enabled topics of preset. QoS '
-     'comes from the preset entry of the same name, else best effort for sensor types and '
-     'reliable otherwise.'),
-    ('preset', '', 'Recording preset: a packaged name (g1, sim) or a path to a YAML file listing '
-     'topics with reliability, durability and depth.'),
-    ('max_duration_s', 0.0, 'Stop after this many seconds; 0 records until shutdown.'),
-    ('discovery_timeout_s', 5.0, 'Wait this long for each listed topic to appear in the graph; '
-     'a topic still missing then is warned about (and recorded if it appears later).'),
+    Param('output', '', 'Bag directory to create; it must not exist, its parent must. Default: '
+          'rosbag2_<date>-<time> in the working directory.'),
+    Param('storage', 'mcap', 'Storage plugin.', choices=tuple(STORAGES)),
+    Param('topics', [''], 'Topics to record ([""]: the enabled topics of preset). QoS comes from '
+          'the preset entry of the same name, else best effort for sensor types and reliable '
+          'otherwise.'),
+    Param('preset', '', 'Recording preset: a packaged name (g1, sim) or a path to a YAML file '
+          'listing topics with reliability, durability and depth.'),
+    Param('max_duration_s', 0.0, 'Stop after this many seconds; 0 records until shutdown.',
+          low=0.0),
+    Param('discovery_timeout_s', 5.0, 'Wait this long for each listed topic to appear in the '
+          'graph; a topic still missing then is warned about (and recorded if it appears '
+          'later).', low=0.0),
 )
 DISCOVERY_PERIOD_S = 0.1
 BACKLOG_WARN_ITEMS = 2000  # queued, unwritten messages before the disk is reported too slow
@@ -83,24 +84,25 @@ def _offered_qos(info):
 class BagRecorder(Node):
     """Subscribe raw to the listed topics as they appear and write them to a new bag."""
 
+    shutdown_budget_s = CLOSE_BUDGET_S
+
     def __init__(self, typestore=None, **kwargs):
         """Read and check the parameters and create the bag; raise RecordingError if invalid."""
         super().__init__('bag_recorder', **kwargs)
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True, dynamic_typing=True))
-        self._wanted = self._read_topics()  # {topic: TopicSpec or None (QoS from its type)}
-        self._max_duration_s = self._number('max_duration_s')
-        self._discovery_timeout_s = self._number('discovery_timeout_s')
-        storage = check_storage(self._string('storage'))
-        output = self._string('output') or default_output_name()
+        p = declare(self, PARAMETERS)
+        self._wanted = self._read_topics(p)  # {topic: TopicSpec or None (QoS from its type)}
+        self._max_duration_s = p['max_duration_s']
+        self._discovery_timeout_s = p['discovery_timeout_s']
+        storage = check_storage(p['storage'])
+        output = p['output'].strip() or default_output_name()
         self._writer = BagWriter(output, storage,
                                  typestore if typestore is not None else make_typestore())
         self._writer.start()
         self._skipped = {}
         self._warned_missing = False
         self._started = time.monotonic()
-        self._stats = None
+        self.stats = None              # RecordingStats once the bag is closed
+        self.summary = ''
         self.get_logger().info(
             f'recording to {self._writer.path} [{storage}]: {", ".join(self._wanted)}; waiting up '
             f'to {self._discovery_timeout_s:g} s for each topic to appear'
@@ -112,31 +114,9 @@ class BagRecorder(Node):
 
     # -- parameters --------------------------------------------------------------------------
 
-    def _value(self, name):
-        return self.get_parameter(name).value
-
-    def _string(self, name):
-        value = self._value(name)
-        value = '' if value is None else value
-        if not isinstance(value, str):
-            raise RecordingError(f'parameter {name} must be a string, got {value!r}')
-        return value.strip()
-
-    def _number(self, name):
-        value = self._value(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0:
-            raise RecordingError(f'parameter {name} must be a number >= 0 (seconds), got '
-                                 f'{value!r}')
-        return float(value)
-
-    def _read_topics(self):
-        topics = self._value('topics')
-        topics = [] if topics is None else [topics] if isinstance(topics, str) else list(topics)
-        if not all(isinstance(t, str) for t in topics):
-            raise RecordingError(f'parameter topics must be a string array, got {topics!r}')
-        preset_name = self._string('preset')
-        preset = load_preset(preset_name) if preset_name else None
+    def _read_topics(self, p):
+        topics = [t for t in p['topics'] if t.strip()]
+        preset = load_preset(p['preset']) if p['preset'].strip() else None
         if not topics:
             if preset is None:
                 raise RecordingError('nothing to record: set topics (e.g. -p '
@@ -241,58 +221,52 @@ class BagRecorder(Node):
 
     # -- end ---------------------------------------------------------------------------------
 
-    def finished(self):
+    @property
+    def failed(self) -> bool:
+        """Tell whether a write failed: nothing more is written, the run should stop."""
+        return bool(self._writer.error)
+
+    @property
+    def error(self) -> str:
+        """Return the first write error, or '' while there is none."""
+        return self._writer.error
+
+    def done(self) -> bool:
         """Return True once ``max_duration_s`` has passed or writing failed."""
-        if self._writer.error:
-            return True
-        return bool(self._max_duration_s) and \
-            time.monotonic() - self._started >= self._max_duration_s
+        return self.failed or (bool(self._max_duration_s) and
+                               time.monotonic() - self._started >= self._max_duration_s)
 
-    def stop(self):
-        """
-        Stop subscribing, flush and close the bag; return (RecordingStats, summary line).
+    @property
+    def finished(self) -> bool:
+        """Return True once the bag is closed."""
+        return self.stats is not None
 
-        Logs nothing: after an external shutdown the node's logger can no longer reach /rosout,
-        so ``main`` logs the summary once the node is destroyed.
-        """
-        if self._stats is None:
-            self._discovery_timer.cancel()
-            self._backlog_timer.cancel()
-            for sub in list(self.subscriptions):
-                self.destroy_subscription(sub)
-            self._stats = self._writer.close()
-        return self._stats, format_summary(self._stats, self.missing(), self._skipped)
+    @property
+    def exit_code(self) -> int:
+        """Return 1 if the recording failed (or was never closed), else 0."""
+        return 0 if self.stats is not None and not self.stats.error else 1
+
+    def request_shutdown(self):
+        """Stop subscribing, flush and close the bag, log the summary (idempotent)."""
+        if self.stats is not None:
+            return
+        self._discovery_timer.cancel()
+        self._backlog_timer.cancel()
+        for sub in list(self.subscriptions):
+            self.destroy_subscription(sub)
+        self.stats = self._writer.close()
+        self.summary = format_summary(self.stats, self.missing(), self._skipped)
+        (self.get_logger().error if self.stats.error else self.get_logger().info)(self.summary)
+
+    def destroy_node(self):
+        """Close the bag if nobody did (an error path), then destroy the node."""
+        self.request_shutdown()
+        return super().destroy_node()
 
 
 def main(args=None):
-    """Run the recorder until SIGINT/SIGTERM or max_duration_s; return the exit status."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = BagRecorder()
-        except (RecordingError, PresetError) as exc:
-            get_logger('bag_recorder').error(f'refusing to record: {exc}')
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            while rclpy.ok() and not node.finished():
-                executor.spin_once(timeout_sec=0.1)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            stats, summary = node.stop()
-            executor.shutdown()
-            node.destroy_node()
-            node = None
-        logger = get_logger('bag_recorder')
-        (logger.error if stats.error else logger.info)(summary)
-        return 1 if stats.error else 0
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the recorder until a signal or max_duration_s; return the exit status."""
+    return run_node(BagRecorder, args, until=lambda node: node.done(), name='bag_recorder')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,151 @@
+"""
+Closed-loop evaluation through the ROS graph: simulator -> policy_node -> action_executor -> sim.
+
+Runs ``dit4dit_bringup.graph.sim_graph`` in this process (the simulator on its own thread: its
+renderer's GL context belongs to one thread; the policy and the executor on a second executor)
+over the held-out initial states, watches the episode events and the camera (registry topics),
+and writes to ``output``: ``results.json`` (one row per episode and the success rate),
+``success.png`` and ``videos/episode_<i>.mp4`` (all, the first, or none). SIGINT/SIGTERM stop it
+cleanly with the episodes so far. The CLI is ``python -m dit4dit_bringup.evaluate_closed_loop``.
+"""
+
+import json
+from pathlib import Path
+import threading
+import time
+
+import numpy as np
+
+from .graph import sim_graph, SimArguments
+
+VIDEO_CHOICES = ('all', 'first', 'none')
+END_GRACE_S = 2.0           # after the simulator is done, for the last end event to arrive
+
+
+class EpisodeMonitor:
+    """Collect episode rows and camera frames from the episode events and the camera topic."""
+
+    def __init__(self, episodes: int, videos: str):
+        """Keep frames of all episodes, the first, or none."""
+        self.episodes, self.videos = episodes, videos
+        self.rows, self.frames, self.current = [], {}, None
+
+    def on_event(self, msg):
+        """Start or finish a row (and print the finished one)."""
+        from dit4dit_common.stamps import to_seconds
+        from dit4dit_msgs.msg import EpisodeEvent
+
+        if msg.event == EpisodeEvent.START:
+            self.current = msg.episode_index
+            self.frames[msg.episode_index] = []
+            self.rows.append({'episode': msg.episode_index,
+                              'initial_state': msg.initial_state_index,
+                              'instruction': msg.instruction, 'task': msg.task,
+                              'success': None, 'start': to_seconds(msg.header.stamp)})
+        elif self.rows and self.rows[-1]['episode'] == msg.episode_index:
+            row = self.rows[-1]
+            row['success'] = msg.event == EpisodeEvent.SUCCESS
+            row['outcome'] = ('start', 'success', 'failure', 'abort')[msg.event]
+            row['message'] = msg.message
+            row['duration_s'] = round(to_seconds(msg.header.stamp) - row.pop('start'), 3)
+            self.current = None
+            print(f'[{len(self.finished(True))}/{self.episodes}] {row["instruction"]!r} '
+                  f'(held-out state {row["initial_state"]}): {row["outcome"]} after '
+                  f'{row["duration_s"]:.1f} s {row["message"]}'.rstrip(), flush=True)
+
+    def on_image(self, msg):
+        """Keep the frame if its episode is filmed."""
+        from dit4dit_common.image import image_to_rgb
+
+        index = self.current
+        keep = self.videos == 'all' or (self.videos == 'first' and index == 0)
+        if index is not None and keep:
+            self.frames[index].append(image_to_rgb(msg))
+
+    def finished(self, aborted=False):
+        """Return the rows that ended (with aborted ones if asked)."""
+        return [r for r in self.rows if 'outcome' in r and (aborted or r['outcome'] != 'abort')]
+
+
+def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float = 0.0) -> dict:
+    """Run the episodes; write and return the results (see the module docstring)."""
+    from dit4dit_common import topics
+    from dit4dit_common.runner import build_node, Graph
+    from dit4dit_msgs.msg import EpisodeEvent
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from dit4dit_train.lerobot_format import write_mp4
+
+    if videos not in VIDEO_CHOICES:
+        raise ValueError(f'videos {videos!r}: valid are {", ".join(VIDEO_CHOICES)}')
+    output = Path(output)
+    (output / 'videos').mkdir(parents=True, exist_ok=True)
+    monitor = EpisodeMonitor(args.episodes, videos)
+    start = time.monotonic()
+    factories = {s.name: (lambda s=s: build_node(s)) for s in sim_graph(args)}
+    factories['monitor'] = lambda: rclpy.create_node('closed_loop_monitor')
+    sim_done = threading.Event()
+    with Graph(factories, name='evaluate_closed_loop', separate=('sim_bridge',),
+               make_executor=lambda: MultiThreadedExecutor(num_threads=3)) as graph:
+        node = graph.nodes['monitor']
+        node.create_subscription(EpisodeEvent, topics.name('episode_event'), monitor.on_event,
+                                 20)
+        node.create_subscription(Image, topics.name('camera'), monitor.on_image,
+                                 qos_profile_sensor_data)
+        sim = graph.nodes['sim_bridge']
+        fps = int(round(sim.p['camera_fps']))     # videos play at the simulated camera rate
+        sim_executor = SingleThreadedExecutor()
+        sim_executor.add_node(sim)
+
+        def spin_sim():
+            while not graph.stop and not sim_done.is_set():
+                sim_executor.spin_once(timeout_sec=0.05)
+        sim_thread = threading.Thread(target=spin_sim, daemon=True)
+        sim_thread.start()
+        try:
+            graph.spin(until=lambda: sim.finished or (
+                timeout_s and time.monotonic() - start > timeout_s))
+            if timeout_s and not sim.finished and not graph.stop:
+                print('closed loop: timed out', flush=True)
+            grace = time.monotonic() + END_GRACE_S
+            graph.spin(until=lambda: time.monotonic() > grace or all(
+                'outcome' in r for r in monitor.rows))
+        finally:
+            sim_done.set()
+            sim_thread.join(timeout=10)
+            sim_executor.shutdown()
+    finished = monitor.finished()
+    for row in finished:
+        images = monitor.frames.get(row['episode']) or []
+        if images:
+            path = output / 'videos' / f'episode_{row["episode"]:03d}.mp4'
+            row['video'] = str(write_mp4(path, np.stack(images), fps))
+    wins = sum(bool(e['success']) for e in finished)
+    result = {'checkpoint': args.checkpoint, 'task': args.task, 'strategy': args.strategy,
+              'episodes': len(finished), 'successes': wins,
+              'success_rate': wins / len(finished) if finished else 0.0,
+              'wall_s': round(time.monotonic() - start, 1), 'rows': finished}
+    (output / 'results.json').write_text(json.dumps(result, indent=2))
+    _plot(finished, output / 'success.png')
+    return result
+
+
+def _plot(rows, path):
+    """Write one bar per episode (its duration), green for success, red for failure."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(rows) + 2), 3))
+    for i, row in enumerate(rows):
+        ax.bar(i, row.get('duration_s', 0.0), color='tab:green' if row['success'] else 'tab:red')
+    wins = sum(bool(r['success']) for r in rows)
+    ax.set_xlabel('held-out episode')
+    ax.set_ylabel('duration [s]')
+    ax.set_title(f'{wins}/{len(rows)} succeeded (green)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

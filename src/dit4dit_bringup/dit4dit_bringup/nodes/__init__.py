@@ -1,1 +1,0 @@
-"""rclpy nodes of dit4dit_bringup (the only modules of the package that import ROS)."""

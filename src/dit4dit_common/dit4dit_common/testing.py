@@ -1,0 +1,36 @@
+"""
+Helpers for the suite's tests (every package's): loopback DDS, captured publishers.
+
+``loopback()`` keeps a test's DDS participants on this machine and off the default domain (the
+packages' conftest files call it before anything imports rclpy); ``Capture`` stands in for a
+publisher so a test can drive a node through its callbacks and read what it published.
+"""
+
+import os
+import random
+
+
+def loopback():
+    """Set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a ROS_DOMAIN_ID in 10-99 if none is set."""
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
+
+
+class Capture:
+    """Stands in for a publisher: keeps (a copy of) what the node publishes."""
+
+    def __init__(self, copy=False):
+        """Keep the messages themselves, or (``copy``) a serialised round trip of each."""
+        self.msgs = []
+        self.copy = copy
+
+    def publish(self, msg):
+        """Record ``msg`` (nodes that reuse one message object need ``copy``)."""
+        if self.copy:
+            from rclpy.serialization import deserialize_message, serialize_message
+            msg = deserialize_message(serialize_message(msg), type(msg))
+        self.msgs.append(msg)
+
+    def get_subscription_count(self) -> int:
+        """Pretend one subscriber listens (nodes that publish only when someone does)."""
+        return 1

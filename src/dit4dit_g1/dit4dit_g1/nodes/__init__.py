@@ -1,0 +1,1 @@
+"""rclpy node of dit4dit_g1: g1_bridge."""

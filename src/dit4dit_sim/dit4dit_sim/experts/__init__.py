@@ -1,0 +1,1 @@
+"""Scripted experts (privileged state, ROS-free): the tabletop IK expert, the LIBERO oracle."""
