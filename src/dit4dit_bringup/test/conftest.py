@@ -5,21 +5,11 @@ Keep every DDS participant of these tests on loopback and off the default domain
 `pytest` run by a developer, which must never multicast on the machine's network.
 """
 
-from dit4dit_common.testing import loopback
+from dit4dit_common.testing import context, loopback  # noqa: F401 (context: a fixture)
 
 loopback()
 
 import pytest  # noqa: E402
-
-
-@pytest.fixture
-def context():
-    """Return a fresh rclpy context, shut down after the test."""
-    import rclpy
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture
@@ -40,8 +30,8 @@ def load_launch_file(monkeypatch):
             self.args, self.kwargs = args, kwargs
 
     class LaunchConfiguration(Action):
-        def perform(self, context):
-            return context.launch_configurations[self.args[0]]
+        def perform(self, launch_context):
+            return launch_context.launch_configurations[self.args[0]]
 
     modules = {'launch': {'LaunchDescription': Action},
                'launch.actions': {n: type(n, (Action,), {}) for n in (
@@ -79,7 +69,7 @@ def launch(load_launch_file):
         (opaque,) = [e for e in entities if type(e).__name__ == 'OpaqueFunction']
         config = {name: kw['default_value'] for name, kw in declared.items()}
         config.update({k: str(v) for k, v in values.items()})
-        context = types.SimpleNamespace(launch_configurations=config, is_shutdown=False)
+        launch_context = types.SimpleNamespace(launch_configurations=config, is_shutdown=False)
         return types.SimpleNamespace(declared=declared,
-                                     actions=opaque.kwargs['function'](context))
+                                     actions=opaque.kwargs['function'](launch_context))
     return run

@@ -33,7 +33,7 @@ class StopRequest:
         """Record nothing yet; ``name`` prefixes the lines printed on later signals."""
         self.name = name or 'dit4dit'
         self.signals: typing.List[int] = []
-        self.note = ''          # what a second signal is told (e.g. 'ramping down, 3.0 s')
+        self.note = ''          # what a later signal is told (who is stopping, for how long)
         self._previous = {}
 
     def __enter__(self):
@@ -58,10 +58,6 @@ class StopRequest:
     def __bool__(self) -> bool:
         """Return True once a stop was asked for."""
         return bool(self.signals)
-
-    def ask(self):
-        """Ask for a stop from the program itself (e.g. a simulation that ran its episodes)."""
-        self.signals.append(0)
 
 
 def init(args=None):
@@ -129,8 +125,8 @@ class Graph:
     the nodes in order (if one fails, those built are destroyed and ``StartError`` names it).
     Leaving asks the graceful nodes to stop (``stop_nodes``), destroys every node and shuts rclpy
     down. Every node is added to one executor, a SingleThreadedExecutor unless ``make_executor``
-    (called once rclpy is initialised) makes another; a caller that spins some nodes elsewhere
-    passes ``spin = False`` for them in ``separate`` and spins them itself.
+    (called once rclpy is initialised) makes another; nodes named in ``separate`` are left out of
+    it, for a caller that spins them itself (on another thread).
     """
 
     def __init__(self, factories: typing.Dict[str, typing.Callable], name: str = '',

@@ -1,19 +1,32 @@
 """
-Helpers for the suite's tests (every package's): loopback DDS, captured publishers.
+Helpers for the suite's tests (every package's): loopback DDS, an rclpy context, captures.
 
 ``loopback()`` keeps a test's DDS participants on this machine and off the default domain (the
-packages' conftest files call it before anything imports rclpy); ``Capture`` stands in for a
-publisher so a test can drive a node through its callbacks and read what it published.
+packages' conftest files call it before anything imports rclpy); ``context`` is a pytest fixture
+(a conftest imports it to use it); ``Capture`` stands in for a publisher so a test can drive a
+node through its callbacks and read what it published.
 """
 
 import os
 import random
+
+import pytest
 
 
 def loopback():
     """Set ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a ROS_DOMAIN_ID in 10-99 if none is set."""
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
+
+
+@pytest.fixture
+def context():
+    """Return a fresh rclpy context, shut down after the test."""
+    import rclpy
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
 
 
 class Capture:

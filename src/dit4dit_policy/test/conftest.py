@@ -1,8 +1,12 @@
-"""Shared fixtures: a small tiny-preset model and a synthetic batch, deterministic."""
+"""Shared fixtures: a small tiny-preset model and a synthetic batch; DDS kept on loopback."""
 
-from dit4dit_policy.model import DiT4DiT, preset
-import pytest
-import torch
+from dit4dit_common.testing import loopback
+
+loopback()
+
+from dit4dit_policy.model import DiT4DiT, preset  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 def make_batch(cfg, batch=2, seed=0):

@@ -5,18 +5,6 @@ Keep every DDS participant of these tests on loopback and off the default domain
 `pytest` run by a developer, which must never multicast on the machine's network.
 """
 
-from dit4dit_common.testing import loopback
+from dit4dit_common.testing import context, loopback  # noqa: F401 (context: a fixture)
 
 loopback()
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture
-def context():
-    """Return a fresh rclpy context, shut down after the test."""
-    import rclpy
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)

@@ -20,6 +20,7 @@ from dit4dit_common import stamps, topics
 from dit4dit_common.params import declare, Param
 from dit4dit_common.robot_profile import load_profile
 from dit4dit_common.runner import run_node
+from dit4dit_common.services import answer_trigger
 from dit4dit_msgs.msg import EpisodeEvent, ExecutorStatus
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -149,11 +150,7 @@ class ActionExecutorNode(Node):
 
     # -- services ----------------------------------------------------------------------------
     def _service(self, action, response):
-        try:
-            response.message = action()
-            response.success = True
-        except RuntimeError as exc:
-            response.success, response.message = False, str(exc)
+        answer_trigger(action, response)
         self._log_transitions()
         return response
 

@@ -24,6 +24,7 @@ import time
 from dit4dit_common import topics
 from dit4dit_common.params import declare, Param
 from dit4dit_common.runner import run_node
+from dit4dit_common.services import answer_trigger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
@@ -171,11 +172,7 @@ class G1BridgeNode(Node):
 
     # -- services ------------------------------------------------------------------------------
     def _service(self, action, response):
-        try:
-            response.message = action()
-            response.success = True
-        except RuntimeError as exc:
-            response.success, response.message = False, str(exc)
+        answer_trigger(action, response)
         self.get_logger().info(f'{action.__name__}: {response.message}')
         return response
 
