@@ -38,6 +38,7 @@ class Joint:
     velocity: float                 # URDF velocity limit [rad/s]
     group: str
     hand: str = ''                  # 'left' or 'right' for Dex3 joints, '' for the body
+    effort: float = 0.0             # motor torque limit [N.m] (URDF effort; 0: not given)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class RobotProfile:
         for j in self.joints:
             _check(j.lower < j.upper, f'{j.name}: lower {j.lower} >= upper {j.upper}')
             _check(j.velocity > 0, f'{j.name}: velocity limit must be > 0')
+            _check(j.effort >= 0, f'{j.name}: effort (torque limit) must be >= 0')
             _check(j.group in self.gains, f'{j.name}: no gains for group {j.group!r}')
             _check(j.hand in ('', 'left', 'right'), f'{j.name}: hand must be left or right')
         for group, g in self.gains.items():
@@ -98,12 +100,13 @@ class RobotProfile:
         raise ProfileError(f'no joint {name!r} in profile {self.name}')
 
     def arrays(self, names=None) -> dict:
-        """Return lower, upper, velocity, kp, kd, home, motor arrays of ``names`` (or policy)."""
+        """Return lower, upper, velocity, effort, kp, kd, home, motor of ``names`` (or policy)."""
         joints = [self.joint(n) for n in (names or self.policy_joints)]
         return {
             'lower': np.array([j.lower for j in joints]),
             'upper': np.array([j.upper for j in joints]),
             'velocity': np.array([j.velocity for j in joints]),
+            'effort': np.array([j.effort for j in joints]),
             'kp': np.array([self.gains[j.group]['kp'] for j in joints]),
             'kd': np.array([self.gains[j.group]['kd'] for j in joints]),
             'home': np.array([self.home.get(j.name, 0.0) for j in joints]),

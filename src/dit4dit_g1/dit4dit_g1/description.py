@@ -52,6 +52,7 @@ class Dex3Hand:
     upper: np.ndarray
     kp: np.ndarray
     kd: np.ndarray
+    effort: np.ndarray                      # torque limit per wire slot [N.m]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class G1Description:
     upper: np.ndarray
     kp: np.ndarray                          # [29] gains per slot
     kd: np.ndarray
+    effort: np.ndarray                      # [29] motor torque limits per slot [N.m]
     hands: typing.Dict[str, Dex3Hand]       # the Dex3 hands the description has
     max_velocity: float                     # execution cap [rad/s] the bridge enforces again
     ramp_up_s: float                        # arm_sdk weight 0 -> 1
@@ -92,18 +94,23 @@ class G1Description:
                                    f'{[j.motor for j in joints]}')
             arrays = profile.arrays([j.name for j in joints])
             hands[side] = Dex3Hand(side, tuple(j.name for j in joints), arrays['lower'],
-                                   arrays['upper'], arrays['kp'], arrays['kd'])
+                                   arrays['upper'], arrays['kp'], arrays['kd'], arrays['effort'])
         missing = [k for k in ('arm_sdk_ramp_up_s', 'arm_sdk_ramp_down_s')
                    if k not in profile.execution]
         if missing:
             raise ProfileError(f'{profile.name}: a G1 description needs execution.'
                                f'{" and execution.".join(missing)}')
+        no_effort = [j.name for j in profile.joints if not j.effort > 0]
+        if no_effort:
+            raise ProfileError(f'{profile.name}: a G1 description gives every motor its torque '
+                               f'limit (effort); missing for {", ".join(no_effort[:4])}')
         arrays = profile.arrays([j.name for j in body])
         for arr in arrays.values():
             arr.flags.writeable = False
         return cls(profile=profile, path=Path(str(path)),
                    body_names=tuple(j.name for j in body), lower=arrays['lower'],
-                   upper=arrays['upper'], kp=arrays['kp'], kd=arrays['kd'], hands=hands,
+                   upper=arrays['upper'], kp=arrays['kp'], kd=arrays['kd'],
+                   effort=arrays['effort'], hands=hands,
                    max_velocity=float(profile.execution['max_velocity']),
                    ramp_up_s=float(profile.execution['arm_sdk_ramp_up_s']),
                    ramp_down_s=float(profile.execution['arm_sdk_ramp_down_s']))

@@ -45,6 +45,8 @@ def test_limits_and_gains_are_the_urdfs_and_mirror_left_and_right():
     assert (G1.lower[23], G1.upper[23]) == (-2.2515, 1.5882)     # mirrored on the right
     assert G1.lower[3] == pytest.approx(-0.087267)               # left knee
     assert G1.kp[18] == 80.0 and G1.kp[20] == 40.0               # elbow, wrist
+    assert list(G1.effort[[0, 1, 3, 4, 12, 13, 15, 19, 20]]) == [88, 139, 139, 50, 88, 50, 25,
+                                                                 25, 5]   # N.m, Unitree's table
     assert G1.max_velocity <= 1.0                                # far below the URDF's
     assert (G1.ramp_up_s, G1.ramp_down_s) == (1.0, 3.0)
 
@@ -58,6 +60,7 @@ def test_dex3_hands_follow_the_wire_order_with_mirrored_limits():
     assert left.upper[2] == 1.7453 and right.lower[2] == -1.7453
     assert np.all(left.upper[3:] == 0.0) and np.all(right.lower[3:] == 0.0)
     assert np.all(left.kp == 1.5) and np.all(left.kd == 0.2)
+    assert list(right.effort) == [2.45] + [1.4] * 6
     assert G1.policy_sides() == ('left', 'right')
     assert len(G1.profile.policy_joints) == 28
 
@@ -74,6 +77,7 @@ def _variant(tmp_path, edit):
     (lambda d: d['joints'].pop(3), r'missing slots \[3\]'),
     (lambda d: d['execution'].pop('arm_sdk_ramp_down_s'),
      'needs execution.arm_sdk_ramp_down_s'),
+    (lambda d: d['joints'][20].pop('effort'), 'missing for left_wrist_pitch_joint'),
     (lambda d: [d['joints'].remove(j) or d['policy_joints'].remove(j['name'])
                 for j in list(d['joints']) if j['name'] == 'right_hand_index_1_joint'],
      r'the right Dex3 hand needs one joint per wire slot 0-6, got \[0, 1, 2, 3, 4, 5\]'),
