@@ -9,6 +9,10 @@ joint (kp = 0, the arm_sdk weight frozen, never raised) until ``enable``. ``requ
 runs the same ramp down (or damping) and sets ``finished`` when it is over; the process gives it
 ``shutdown_budget_s``, derived from the description's ramp time and nothing else.
 
+With a gravity model (``dit4dit_g1.gravity``; ``gravity_compensation``) every target goes out
+with the torque that holds the measured pose against gravity (pelvis orientation from LowState's
+IMU) as ``tau``; damping never carries one.
+
 Time is passed in (``now``, monotonic seconds), so every transition is tested without DDS or
 sleeping; the ``g1_bridge`` node converts messages and owns the timer.
 """
@@ -96,9 +100,16 @@ class BridgeCore:
     """The bridge's state machine (see the module docstring)."""
 
     def __init__(self, description: G1Description, config: BridgeConfig,
-                 log: typing.Callable[[str, str], None] = lambda level, text: None):
-        """Build the command builder for the description and mode; ``log(level, text)``."""
+                 log: typing.Callable[[str, str], None] = lambda level, text: None,
+                 gravity=None):
+        """
+        Build the command builder for the description and mode; ``log(level, text)``.
+
+        ``gravity``: a ``dit4dit_g1.gravity.GravityModel`` (or anything with its ``torques(q,
+        quat_wxyz)``) for the feed-forward torques, or None for none.
+        """
         self.description, self.config, self.log = description, config, log
+        self.gravity = gravity
         self.dt = 1.0 / config.rate_hz
         missing = [s for s in HANDS[config.hands] if s not in description.hands]
         if missing:
@@ -120,6 +131,7 @@ class BridgeCore:
                 self.name_to_slot[name] = (side, i)
         self.state = DISABLED
         self.measured: typing.Optional[np.ndarray] = None    # every body slot
+        self.orientation = (1.0, 0.0, 0.0, 0.0)               # pelvis (IMU) w, x, y, z
         self.mode_machine = 0
         self.lowstate_time: typing.Optional[float] = None
         self.command: typing.Optional[np.ndarray] = None     # latest target per joint (NaN: none)
@@ -131,9 +143,11 @@ class BridgeCore:
         self.finished = False
 
     # -- inputs --------------------------------------------------------------------------------
-    def on_lowstate(self, q, mode_machine: int, now: float):
-        """Store the measured body positions (every slot) and mode_machine."""
+    def on_lowstate(self, q, mode_machine: int, now: float, orientation=None):
+        """Store the measured body positions (every slot), mode_machine and IMU quaternion."""
         self.measured = np.asarray(q, dtype=float)
+        if orientation is not None:
+            self.orientation = tuple(float(v) for v in orientation)
         self.mode_machine = int(mode_machine)
         self.lowstate_time = now
 
@@ -258,7 +272,8 @@ class BridgeCore:
             if self.config.mode == 'lowcmd' or self.damping_disable:
                 self.builder.damp(lowcmd, self.mode_machine, weight, q=self.measured)
             else:
-                self.builder.fill(lowcmd, self.output, self.mode_machine, weight)
+                self.builder.fill(lowcmd, self.output, self.mode_machine, weight,
+                                  self.feed_forward())
             done = self.ramp.done if self.config.mode == 'arm_sdk' else now >= self.damp_until
             if done:
                 self.state = DISABLED
@@ -269,8 +284,15 @@ class BridgeCore:
             if self.command is not None:
                 target = np.where(np.isnan(self.command), self.hold, self.command)
             self.output = rate_limit(self.output, self.builder.clamp(target), self.max_step)
-            self.builder.fill(lowcmd, self.output, self.mode_machine, weight)
+            self.builder.fill(lowcmd, self.output, self.mode_machine, weight,
+                              self.feed_forward())
         return True, self._tick_hands(hand_msgs)
+
+    def feed_forward(self) -> typing.Optional[np.ndarray]:
+        """Return the gravity torques at the measured pose, or None without a model."""
+        if self.gravity is None:
+            return None
+        return self.gravity.torques(self.measured, self.orientation)
 
     def _tick_hands(self, hand_msgs) -> typing.List[str]:
         """Fill each Dex3 hand's command for this period; return the sides to publish."""

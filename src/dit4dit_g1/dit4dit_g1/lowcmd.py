@@ -9,9 +9,10 @@ while this module never imports ROS.
 * Joint order is the Unitree motor index (``G1Description.body_names``, 0-28); slot 29 carries
   the arm_sdk blend weight in ``.q``; slots 30-34 are unused and sent as zeros. Limits and gains
   come from the G1 description (``dit4dit_g1.description``); the protocol's constants are here.
-* ``G1CommandBuilder.fill`` writes position targets (mode 1, dq = tau = 0) clamped to the position
-  limits again (defense in depth); a target with a NaN or infinity is refused whole and the
-  previous accepted one is sent instead. ``arm_sdk`` mode writes the weight in [0, 1]; in both
+* ``G1CommandBuilder.fill`` writes position targets (mode 1, dq = 0, ``tau`` the feed-forward
+  given, e.g. gravity from ``dit4dit_g1.gravity``, else 0) clamped to the position limits again
+  (defense in depth); a target with a NaN or infinity is refused whole and the previous accepted
+  one is sent instead. ``arm_sdk`` mode writes the weight in [0, 1]; in both
   modes ``mode_pr`` is 0 (pitch/roll) and ``mode_machine`` is echoed from LowState; in ``lowcmd``
   mode every other body joint is held at a latched pose with stiff gains. The CRC is set last.
 * ``WeightRamp`` moves the arm_sdk weight toward 0 or 1 at a bounded rate.
@@ -55,12 +56,12 @@ def rate_limit(previous, target, max_step) -> np.ndarray:
     return np.clip(np.asarray(target, dtype=float), previous - step, previous + step)
 
 
-def _write_motor(cmd, mode, q, kp, kd):
-    """Write one MotorCmd as a position target (dq = tau = 0, reserve 0)."""
+def _write_motor(cmd, mode, q, kp, kd, tau=0.0):
+    """Write one MotorCmd as a position target (dq = 0, feed-forward ``tau``, reserve 0)."""
     cmd.mode = mode
     cmd.q = q
     cmd.dq = 0.0
-    cmd.tau = 0.0
+    cmd.tau = tau
     cmd.kp = kp
     cmd.kd = kd
     cmd.reserve = 0
@@ -156,9 +157,13 @@ class G1CommandBuilder:
             raise ValueError('reset pose has non-finite values')
         self.previous = self.clamp(q)
 
-    def fill(self, msg, q_targets, mode_machine: int = 0, weight: float = 1.0) -> bool:
+    def fill(self, msg, q_targets, mode_machine: int = 0, weight: float = 1.0,
+             tau_ff=None) -> bool:
         """
         Write a position command for the commanded joints into ``msg``; set its crc.
+
+        ``tau_ff`` (29 values, motor order; default zeros) is the feed-forward torque of every
+        motor written with a target (commanded and held); a non-finite value is sent as 0.
 
         Return True if ``q_targets`` was used, False if it was refused (a NaN or an infinity):
         then the previous accepted target is written instead, or, with none yet, ``msg`` is left
@@ -178,6 +183,8 @@ class G1CommandBuilder:
         if len(self.held) and self.hold_pose is None:
             raise ValueError('set_hold_pose() first: some motors must be held')
         mode_machine = _mode_machine(mode_machine)
+        tau = np.zeros(NUM_BODY_MOTORS) if tau_ff is None else np.nan_to_num(
+            _vector(tau_ff, NUM_BODY_MOTORS, 'tau_ff'), nan=0.0, posinf=0.0, neginf=0.0)
         motors = msg.motor_cmd
         for slot in range(NUM_BODY_MOTORS, NUM_MOTORS):
             _write_motor(motors[slot], 0, 0.0, 0.0, 0.0)
@@ -187,10 +194,10 @@ class G1CommandBuilder:
             motors[ARM_SDK_WEIGHT_INDEX].q = clamp_weight(weight)
         for slot in self.held.tolist():
             _write_motor(motors[slot], 1, float(self.hold_pose[slot]),
-                         float(self.hold_kp[slot]), float(self.hold_kd[slot]))
+                         float(self.hold_kp[slot]), float(self.hold_kd[slot]), float(tau[slot]))
         for slot, qi, kp, kd in zip(self.indices.tolist(), q.tolist(), self.kp.tolist(),
                                     self.kd.tolist()):
-            _write_motor(motors[slot], 1, qi, kp, kd)
+            _write_motor(motors[slot], 1, qi, kp, kd, float(tau[slot]))
         msg.mode_pr = 0
         msg.mode_machine = mode_machine
         msg.reserve = [0, 0, 0, 0]

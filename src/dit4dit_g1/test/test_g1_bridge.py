@@ -350,6 +350,19 @@ def test_bridge_process_over_dds(tmp_path, variant):
         rclpy.try_shutdown(context=ctx)
 
 
+def test_every_lowstate_feeds_the_loop_and_joint_states_follow_at_their_rate(
+        make_bridge, monkeypatch):
+    node = make_bridge(joint_state_rate_hz=100.0)
+    clock = [100.0]
+    monkeypatch.setattr('dit4dit_g1.nodes.g1_bridge.time.monotonic', lambda: clock[0])
+    for _ in range(500):                       # one second of a 500 Hz robot, some jitter
+        clock[0] += 0.002 + np.random.default_rng(len(node.imu_pub.msgs)).uniform(-2e-4, 2e-4)
+        node.on_lowstate(lowstate())
+        assert node.core.lowstate_time == clock[0]
+    assert len(node.joint_state_pub.msgs) == pytest.approx(100, abs=1)
+    assert len(node.imu_pub.msgs) == len(node.joint_state_pub.msgs)
+
+
 def test_dex3_hands_join_joint_states_and_take_their_commands(make_bridge):
     node = make_bridge(hands='both')
     left, right = SHIPPED.hands['left'], SHIPPED.hands['right']
@@ -361,6 +374,7 @@ def test_dex3_hands_join_joint_states_and_take_their_commands(make_bridge):
     assert js.position[29:] == pytest.approx(left_q)
     right_q = np.clip(np.full(7, -0.2), right.lower, right.upper)
     node.on_hand_state('right', hand_state(right_q))
+    node.next_joint_state = 0.0                         # due now (joint_state_rate_hz)
     node.on_lowstate(lowstate())
     assert len(node.joint_state_pub.msgs[-1].name) == 29 + 14
     assert call(node, 'enable')[0]

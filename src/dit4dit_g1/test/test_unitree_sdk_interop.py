@@ -1,11 +1,12 @@
 """
 Acceptance: g1_bridge (rclpy over Fast DDS) against Unitree's own Python SDK (over CycloneDDS).
 
-A separate process (``unitree_sdk_peer.py``, written against ``unitree_sdk2py``) plays the robot:
-it publishes ``rt/lowstate`` and reports every ``rt/arm_sdk`` / ``rt/lowcmd`` command it receives,
-with the CRC recomputed by the SDK's own ``unitree_sdk2py.utils.crc.CRC``. Both vendors stay on
-loopback: Fast DDS through ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (set by conftest), CycloneDDS
-through an ``lo``-only, multicast-free configuration with 127.0.0.1 as its unicast peer.
+A separate process (``dit4dit_g1.unitree_sdk_peer``, written against ``unitree_sdk2py``) plays the
+robot: it publishes ``rt/lowstate`` and reports every ``rt/arm_sdk`` / ``rt/lowcmd`` command it
+receives, with the CRC recomputed by the SDK's own ``unitree_sdk2py.utils.crc.CRC``. Both
+vendors stay on loopback: Fast DDS through ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (set by
+conftest), CycloneDDS through an ``lo``-only, multicast-free configuration with 127.0.0.1 as its
+unicast peer.
 
 Needs ``unitree-sdk2py-dimos`` and ``cyclonedds`` in the environment; skipped otherwise.
 """
@@ -13,7 +14,6 @@ Needs ``unitree-sdk2py-dimos`` and ``cyclonedds`` in the environment; skipped ot
 import importlib.util
 import json
 import os
-from pathlib import Path
 import queue
 import signal
 import subprocess
@@ -28,7 +28,6 @@ import pytest
 
 pytestmark = pytest.mark.dds
 
-PEER = Path(__file__).resolve().parent / 'unitree_sdk_peer.py'
 ARMS = list(range(15, 29))
 ARM_NAMES = [load_description().body_names[i] for i in ARMS]
 PEER_Q = [round(0.02 * i - 0.1, 4) for i in range(29)]
@@ -55,7 +54,8 @@ def sdk_peer(request):
         spec = {'domain': int(os.environ['ROS_DOMAIN_ID']), 'command_topic': topic,
                 'q': PEER_Q, 'mode_machine': MODE_MACHINE, 'rate_hz': 200.0,
                 'report_hz': 50.0, 'duration_s': 90.0}
-        proc = subprocess.Popen([sys.executable, str(PEER), json.dumps(spec)],
+        proc = subprocess.Popen([sys.executable, '-m', 'dit4dit_g1.unitree_sdk_peer',
+                                 json.dumps(spec)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = queue.Queue()
 

@@ -3,12 +3,15 @@
 
 * ``/lowstate`` (``unitree_hg/LowState``, best effort) -> ``/joint_states`` (every body joint of
   the G1 description, by motor slot, plus each Dex3 hand while its state is fresh) and ``/imu``
-  (LowState's quaternion is w, x, y, z).
+  (LowState's quaternion is w, x, y, z) at ``joint_state_rate_hz``: every LowState (500 Hz on the
+  robot) feeds the control loop and the watchdog, but three Python consumers of 500 Hz
+  JointState cost more CPU than the 15 Hz policy and the executor gain from it.
 * ``/dit4dit/joint_command`` (``sensor_msgs/JointState``, positions by name; an unknown name, a
   length mismatch or a non-finite value is refused whole) -> ``/arm_sdk`` (waist and arms, blended
   by the weight in slot 29) or ``/lowcmd`` (whole body) at ``rate_hz``, clamped to the
   description's limits and moved at most its ``max_velocity`` per tick; joints without a command
-  hold the pose measured at enable. ``mode_machine`` is echoed from LowState, the CRC is set.
+  hold the pose measured at enable. ``mode_machine`` is echoed from LowState, the CRC is set;
+  with ``gravity_compensation`` each waist/arm target carries its gravity torque as ``tau``.
   Dex3 joints go to ``/dex3/<side>/cmd`` (``HandCmd``) for the ``hands`` chosen.
 * ``~/enable``, ``~/disable``, ``~/estop`` (``std_srvs/Trigger``) and the LowState watchdog drive
   the state machine of ``dit4dit_g1.bridge``; nothing is published before the first LowState nor
@@ -33,7 +36,8 @@ from unitree_hg.msg import HandCmd, HandState, LowCmd, LowState, MotorCmd
 
 from ..bridge import BridgeConfig, BridgeCore, HANDS
 from ..description import DEFAULT, DEX3_NUM_MOTORS, load_description, NUM_BODY_MOTORS
-from ..lowcmd import MODES
+from ..gravity import GravityModel
+from ..lowcmd import ARM_SDK_MOTORS, MODES
 
 MAX_RATE_HZ = 500.0
 COMMAND_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
@@ -52,6 +56,13 @@ PARAMETERS = (
     Param('rate_hz', 250.0, 'LowCmd publishing rate [Hz].', low=1.0, high=MAX_RATE_HZ),
     Param('hands', 'none', 'Dex3 hands to read and command on /dex3/<side>/state|cmd.',
           choices=tuple(HANDS)),
+    Param('joint_state_rate_hz', 100.0, 'Republish LowState as joint_states and imu at most this '
+          'often [Hz] (each LowState still reaches the control loop).', low=1.0,
+          high=MAX_RATE_HZ),
+    Param('gravity_compensation', True, 'Send the gravity torque of the measured pose as '
+          'feed-forward tau of each waist/arm motor (MuJoCo Menagerie G1 model, pelvis '
+          'orientation from the IMU; at most half the torque limit), as xr_teleoperate does. '
+          'false: PD targets only (the arms sag by a few cm at the default gains).'),
     Param('imu_frame_id', 'imu_in_pelvis', 'frame_id of the Imu messages (the pelvis IMU).'),
     Param('lowstate_timeout_s', 0.1, 'Disable (ramp down / damp) if no LowState arrives for this '
           'long while enabled [s].', low=1e-3, high=60.0),
@@ -71,7 +82,8 @@ class G1BridgeNode(Node):
         self.core = BridgeCore(self.description, BridgeConfig(
             mode=p['control_mode'], rate_hz=p['rate_hz'], hands=p['hands'],
             lowstate_timeout_s=p['lowstate_timeout_s'],
-            hand_state_timeout_s=p['hand_state_timeout_s']), log=self._log)
+            hand_state_timeout_s=p['hand_state_timeout_s']), log=self._log,
+            gravity=self._gravity_model() if p['gravity_compensation'] else None)
         self.shutdown_budget_s = self.core.shutdown_budget_s
         self.lowcmd = LowCmd()
         self.hand_msgs = {side: HandCmd(motor_cmd=[MotorCmd() for _ in range(DEX3_NUM_MOTORS)])
@@ -95,6 +107,8 @@ class G1BridgeNode(Node):
         self.create_service(Trigger, '~/disable', self._on_disable)
         self.create_service(Trigger, '~/estop', self._on_estop)
         self.timer = self.create_timer(self.core.dt, self.tick)
+        self.joint_state_period = 1.0 / p['joint_state_rate_hz']
+        self.next_joint_state = 0.0
         d = self.description
         hands = f' + Dex3 {p["hands"]}' if self.core.hands else ''
         self.get_logger().info(
@@ -102,6 +116,15 @@ class G1BridgeNode(Node):
             f'{self.lowcmd_topic} at {p["rate_hz"]:.0f} Hz, velocity cap {d.max_velocity:.2f} '
             f'rad/s, ramps {d.ramp_up_s:g}/{d.ramp_down_s:g} s; waiting for /lowstate and '
             '~/enable')
+
+    def _gravity_model(self) -> GravityModel:
+        """Return the gravity model of the commanded waist/arm motors (or raise, saying why)."""
+        d = self.description
+        try:
+            return GravityModel(d.body_names, ARM_SDK_MOTORS, d.effort)
+        except (ImportError, RuntimeError, ValueError) as exc:
+            raise RuntimeError(f'gravity_compensation: {exc} (or set gravity_compensation:=false '
+                               'to send PD targets only)') from exc
 
     def _log(self, level: str, text: str):
         # one call site per severity: rclpy refuses a site that changes its severity
@@ -128,7 +151,11 @@ class G1BridgeNode(Node):
         motors = msg.motor_state
         now = time.monotonic()
         self.core.on_lowstate([motors[i].q for i in range(NUM_BODY_MOTORS)], msg.mode_machine,
-                              now)
+                              now, msg.imu_state.quaternion)
+        if now < self.next_joint_state:
+            return
+        due = self.next_joint_state + self.joint_state_period       # on the grid, no drift
+        self.next_joint_state = due if due > now else now + self.joint_state_period
         slots = range(NUM_BODY_MOTORS)
         name = list(self.description.body_names)
         position = [float(motors[i].q) for i in slots]
