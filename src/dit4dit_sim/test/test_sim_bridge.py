@@ -25,9 +25,11 @@ def make_bridge(context, **overrides):
     params.update(overrides)
     node = SimBridgeNode(context=context,
                          parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    for name in ('image_pub', 'joint_pub', 'event_pub', 'task_pub', 'objects_pub', 'clock_pub'):
+    for name in ('image_pub', 'event_pub', 'task_pub', 'objects_pub', 'clock_pub'):
         setattr(node, name, Capture())
     node.image_pubs = [node.image_pub]
+    node.joint_pub = node.io.pub = Capture()        # the robot side: joint_topics
+    node.on_command = node.io.on_command
     return node
 
 

@@ -17,6 +17,7 @@ class Environment(abc.ABC):
     """A simulated, episodic, language-conditioned environment (see the module docstring)."""
 
     name: str = ''
+    interface: str = 'joint_topics'                  # or 'unitree_hg': LowState/LowCmd (a twin)
     tasks: typing.Mapping[str, typing.Any] = {}      # task id -> task (with .name)
     held_out_seeds: typing.Sequence[int] = ()        # seeds of the fixed evaluation states
     targets: typing.Tuple[str, ...] = ()             # what reset(seed, target) may name

