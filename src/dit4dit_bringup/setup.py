@@ -29,6 +29,7 @@ setup(
             'run_graph = dit4dit_bringup.run_graph:main',
             'collect_demos = dit4dit_bringup.collect_demos:main',
             'evaluate_closed_loop = dit4dit_bringup.evaluate_closed_loop:main',
+            'evaluate_g1 = dit4dit_bringup.evaluate_g1:main',
             'bench_runtime = dit4dit_bringup.bench_runtime:main',
         ],
     },

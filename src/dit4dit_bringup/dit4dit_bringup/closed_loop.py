@@ -16,10 +16,22 @@ import time
 
 import numpy as np
 
-from .graph import sim_graph, SimArguments
+from .graph import sim_graph, SIM_TASKS, SimArguments, STRATEGIES
 
 VIDEO_CHOICES = ('all', 'first', 'none')
 END_GRACE_S = 2.0           # after the simulator is done, for the last end event to arrive
+
+
+def add_episode_arguments(parser, output_help: str = 'directory for results and videos'):
+    """Add the arguments every held-out evaluation command takes to an argparse ``parser``."""
+    parser.add_argument('--checkpoint', required=True, help='checkpoint directory')
+    parser.add_argument('--output', required=True, help=output_help)
+    parser.add_argument('--episodes', type=int, default=20, help='held-out episodes to run')
+    parser.add_argument('--first-index', type=int, default=0, help='first held-out state')
+    parser.add_argument('--task', default='reach', choices=SIM_TASKS, help='g1_tabletop task')
+    parser.add_argument('--strategy', default='crossfade', choices=STRATEGIES,
+                        help='chunk transitions of the executor')
+    parser.add_argument('--videos', default='all', choices=VIDEO_CHOICES, help='episodes to film')
 
 
 class EpisodeMonitor:

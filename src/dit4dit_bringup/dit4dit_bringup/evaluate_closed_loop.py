@@ -16,14 +16,10 @@ import sys
 
 def main(argv=None):
     """Command-line entry point (also ``ros2 run dit4dit_bringup evaluate_closed_loop``)."""
+    from .closed_loop import add_episode_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--checkpoint', required=True, help='checkpoint directory')
-    parser.add_argument('--output', required=True, help='directory for results and videos')
-    parser.add_argument('--episodes', type=int, default=20, help='held-out episodes to run')
-    parser.add_argument('--first-index', type=int, default=0, help='first held-out state')
-    parser.add_argument('--task', default='reach', help='g1_tabletop task (reach, push)')
-    parser.add_argument('--strategy', default='crossfade', help='replace, crossfade or rtc')
-    parser.add_argument('--videos', default='all', help='all, first or none')
+    add_episode_arguments(parser)
     parser.add_argument('--real-time-factor', type=float, default=1.0,
                         help='simulated seconds per wall second')
     parser.add_argument('--lockstep', action='store_true',

@@ -29,8 +29,12 @@ import yaml
 
 CONTROL_MODES = ('arm_sdk', 'lowcmd')
 HARDWARE = ('real', 'sim')
+SIM_TASKS = ('reach', 'push')                   # dit4dit_sim.envs.g1_tabletop.TASKS
 STRATEGIES = ('replace', 'crossfade', 'rtc')    # dit4dit_control.chunk_executor's registry
 G1_PARAMS = 'g1_params.yaml'
+# Inference is best effort, the executor's and the bridge's loops (and the twin's physics) are
+# not: a CPU-bound policy on the robot's computer must not delay a LowCmd or the watchdog.
+POLICY_NICE = 10
 SIM_PARAMS = 'sim_params.yaml'
 
 
@@ -71,13 +75,14 @@ class G1Arguments:
     imagine_every_n_chunks: int = 0
     urdf: str = ''
     rviz: bool = False
+    task: str = 'reach'
 
     def __post_init__(self):
         """Validate."""
         if not self.checkpoint:
             raise ValueError('checkpoint is required (a checkpoint directory)')
         for key, valid in (('control_mode', CONTROL_MODES), ('hardware', HARDWARE),
-                           ('strategy', STRATEGIES)):
+                           ('strategy', STRATEGIES), ('task', SIM_TASKS)):
             if getattr(self, key) not in valid:
                 raise ValueError(f'{key} {getattr(self, key)!r}: valid are {", ".join(valid)}')
         if self.imagine_every_n_chunks < 0:
@@ -90,7 +95,7 @@ DESCRIPTIONS = {
     'camera_topic': f'head camera image topic ("": {topics.name("camera")})',
     'compressed': 'subscribe the JPEG stream (<camera topic>/compressed, CompressedImage)',
     'control_mode': 'arm_sdk (arms blended into the walking controller) or lowcmd (whole body)',
-    'hardware': 'real (the robot, DDS domain 0) or sim (a simulator speaking Unitree topics)',
+    'hardware': "real (the robot, DDS domain 0) or sim (the G1 twin: MuJoCo on Unitree's wire)",
     'device': 'torch device for inference (cpu, cuda:0)',
     'instruction': 'initial task instruction',
     'control_rate_hz': 'executor and bridge rate [Hz]',
@@ -101,6 +106,7 @@ DESCRIPTIONS = {
     'urdf': 'G1 URDF file: robot_state_publisher for the measured robot and the commanded '
             'ghost in rviz (empty: no robot model)',
     'rviz': 'start rviz2 with the dit4dit view',
+    'task': 'hardware:=sim: the tabletop task of the twin, reach or push',
 }
 
 
@@ -119,7 +125,15 @@ def checked_contract(checkpoint: str, profile, where: str):
 
 
 def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
-    """Return the G1 graph: policy_node -> action_executor -> g1_bridge (+ robot model)."""
+    """
+    Return the G1 graph: policy_node -> action_executor -> g1_bridge (+ robot model).
+
+    ``hardware:=sim`` adds the G1 twin (``dit4dit_sim`` sim_bridge on ``g1_twin``, named
+    ``g1_twin``): the tabletop in MuJoCo behind the robot's own wire, the camera at the
+    contract's size and rate, stamped with the wall clock as a robot's; nothing else changes.
+    Episodes start on ``/g1_twin/reset``; the bridge and the executor are enabled by their
+    services, as on the robot.
+    """
     from dit4dit_g1.bridge import shutdown_budget_s
     from dit4dit_g1.description import load_description
 
@@ -140,21 +154,38 @@ def g1_graph(args: G1Arguments) -> typing.List[NodeSpec]:
               {'checkpoint': args.checkpoint, 'device': args.device, **cameras,
                'compressed': args.compressed, 'instruction': args.instruction,
                'rtc_inpainting': args.strategy == 'rtc',
-               'imagine_every_n_chunks': args.imagine_every_n_chunks}, G1_PARAMS),
+               'imagine_every_n_chunks': args.imagine_every_n_chunks}, G1_PARAMS,
+              nice=POLICY_NICE),
         _node('dit4dit_control', 'action_executor', 'action_executor',
               'dit4dit_control.nodes.action_executor:ActionExecutorNode',
               {'profile': str(description.path), 'joints': list(profile.policy_joints),
                'control_rate_hz': args.control_rate_hz, 'strategy': args.strategy,
-               'policy_timeout_s': args.policy_timeout_s, 'auto_enable': args.hardware == 'sim',
-               'estop_service': '/g1_bridge/estop'}, G1_PARAMS),
+               'policy_timeout_s': args.policy_timeout_s, 'estop_service': '/g1_bridge/estop'},
+              G1_PARAMS),
         _node('dit4dit_g1', 'g1_bridge', 'g1_bridge', 'dit4dit_g1.nodes.g1_bridge:G1BridgeNode',
               {'description': str(description.path), 'control_mode': args.control_mode,
                'rate_hz': args.control_rate_hz, 'hands': hands}, G1_PARAMS,
               stop_budget_s=shutdown_budget_s(description.ramp_down_s)),
     ]
+    if args.hardware == 'sim':
+        nodes.append(twin_node(args, contract))
     if args.urdf:
         nodes += robot_model_nodes(args.urdf)
     return nodes
+
+
+def twin_node(args: G1Arguments, contract) -> NodeSpec:
+    """Return the G1 twin: sim_bridge on g1_twin, speaking the robot's wire in real time."""
+    if len(contract.cameras) != 1:
+        raise ValueError(f'the G1 twin has one camera; the checkpoint has '
+                         f'{len(contract.cameras)} views ({", ".join(contract.camera_names)})')
+    camera = contract.cameras[0]
+    return _node('dit4dit_sim', 'sim_bridge', 'g1_twin',
+                 'dit4dit_sim.nodes.sim_bridge:SimBridgeNode',
+                 {'environment': 'g1_twin', 'task': args.task, 'split': 'held_out',
+                  'render_height': camera.height, 'render_width': camera.width,
+                  'camera_fps': float(contract.fps), 'auto_reset': False,
+                  'stamp_clock': 'wall'}, G1_PARAMS)
 
 
 def robot_model_nodes(urdf: str) -> typing.List[NodeSpec]:

@@ -5,7 +5,8 @@ What every launch file of the suite does with a graph description: start it safe
   ``robot_state_publisher`` or ``ros2 bag`` is an error naming the fix, not a half-started graph).
 * ``node_actions`` turns NodeSpecs into ``launch_ros`` Node actions whose SIGTERM timeout is the
   node's own stop budget (the G1 bridge's ramp-down, a recorder's flush), so ``ros2 launch``
-  never escalates to SIGTERM/SIGKILL in the middle of a ramp.
+  never escalates to SIGTERM/SIGKILL in the middle of a ramp, and whose ``nice`` becomes a
+  ``nice -n`` prefix.
 * ``on_exit``: a required process that exits while the launch is running ends the launch; with a
   non-zero exit the launch itself fails (raising inside launch makes it shut every process down
   and return 1). A process listed in ``finishes`` ending with 0 is the scenario's normal end.
@@ -71,6 +72,7 @@ def node_actions(specs: typing.Sequence[NodeSpec], finishes: typing.Sequence[str
 
     return [Node(package=s.package, executable=s.executable, name=s.name,
                  namespace=s.namespace or None, parameters=[s.parameters],
+                 prefix=' '.join(s.prefix) or None,
                  remappings=s.remappings, output='screen',
                  sigterm_timeout=str(s.stop_budget_s), sigkill_timeout=str(SIGKILL_AFTER_S),
                  **({'on_exit': on_exit(s.name, s.name in finishes)} if s.required else {}))

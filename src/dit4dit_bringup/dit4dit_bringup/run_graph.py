@@ -15,6 +15,7 @@ and nothing is left running.
 
 import argparse
 import dataclasses
+from pathlib import Path
 import shutil
 import signal
 import subprocess
@@ -59,7 +60,59 @@ def process_command(spec, params_file):
         command = ['ros2', 'run', spec.package, spec.executable]
     else:
         return None
-    return [*command, *ros_arguments(spec, params_file)]
+    return [*spec.prefix, *command, *ros_arguments(spec, params_file)]
+
+
+class ProcessGraph:
+    """
+    Every node of ``specs`` as its own process, stopped together (a context manager).
+
+    Entering writes each node's parameters to a file and starts the processes (output to
+    ``log_dir/<node>.log`` when given, else inherited); nothing starts if a node cannot be run
+    here. ``exited()`` names the processes that have ended. Leaving stops the running ones with
+    one SIGINT each and their own stop budget (the bridge's ramp down), SIGKILL only after it.
+    """
+
+    def __init__(self, specs, log_dir=None):
+        """Remember what to start."""
+        self.specs, self.log_dir = list(specs), log_dir
+        self.procs = []
+        self._tmp = None
+
+    def __enter__(self):
+        """Start the processes (RuntimeError, nothing started, if one cannot be run here)."""
+        self._tmp = tempfile.TemporaryDirectory(prefix='dit4dit_graph_')
+        commands = []
+        for spec in self.specs:
+            params = f'{self._tmp.name}/{spec.name}.yaml'
+            with open(params, 'w') as f:
+                # one file per process: '/**' matches the node whatever its namespace
+                yaml.safe_dump({'/**': {'ros__parameters': spec.parameters}}, f)
+            command = process_command(spec, params)
+            if command is None:
+                self._tmp.cleanup()
+                raise RuntimeError(f'cannot start {spec.name}: {spec.package} is not a Python '
+                                   'node and ros2 is not installed')
+            commands.append((spec, command))
+        for spec, command in commands:
+            out = None
+            if self.log_dir is not None:
+                out = open(Path(self.log_dir) / f'{spec.name}.log', 'w')
+            self.procs.append((spec, subprocess.Popen(command, stdout=out,
+                                                      stderr=subprocess.STDOUT if out else None)))
+            if out is not None:
+                out.close()
+        return self
+
+    def exited(self):
+        """Return [(spec, return code)] of the processes that have ended."""
+        return [(spec, p.returncode) for spec, p in self.procs if p.poll() is not None]
+
+    def __exit__(self, *exc):
+        """Stop every process (see the class docstring)."""
+        stop_processes(self.procs)
+        self._tmp.cleanup()
+        return False
 
 
 def run_processes(specs) -> int:
@@ -72,35 +125,26 @@ def run_processes(specs) -> int:
     """
     from dit4dit_common.runner import StopRequest
 
-    with tempfile.TemporaryDirectory(prefix='dit4dit_graph_') as tmp, \
-            StopRequest('run_graph') as stop:
-        commands = []
-        for spec in specs:
-            params = f'{tmp}/{spec.name}.yaml'
-            with open(params, 'w') as f:
-                # one file per process: '/**' matches the node whatever its namespace
-                yaml.safe_dump({'/**': {'ros__parameters': spec.parameters}}, f)
-            command = process_command(spec, params)
-            if command is None:
-                print(f'run_graph: cannot start {spec.name}: {spec.package} is not a Python node '
-                      'and ros2 is not installed', file=sys.stderr)
-                return 2
-            commands.append((spec, command))
-        procs = [(spec, subprocess.Popen(command)) for spec, command in commands]
-        code = 0
+    with StopRequest('run_graph') as stop:
         try:
-            while not stop:
-                done = [(spec, p) for spec, p in procs if p.poll() is not None]
-                if done:
-                    spec, p = done[0]
-                    code = p.returncode or 1
-                    print(f'run_graph: {spec.name} exited with {p.returncode}: stopping the graph',
-                          file=sys.stderr, flush=True)
-                    break
-                time.sleep(EXIT_POLL_S)
-        finally:
-            stop_processes(procs)
-        return code
+            with ProcessGraph(specs) as graph:
+                return _watch(graph, stop)
+        except RuntimeError as exc:          # a node that cannot run here: nothing started
+            print(f'run_graph: {exc}', file=sys.stderr)
+            return 2
+
+
+def _watch(graph, stop) -> int:
+    """Wait for a stop request or a process that exits; return the graph's exit code."""
+    while not stop:
+        done = graph.exited()
+        if done:
+            spec, returncode = done[0]
+            print(f'run_graph: {spec.name} exited with {returncode}: stopping the graph',
+                  file=sys.stderr, flush=True)
+            return returncode or 1
+        time.sleep(EXIT_POLL_S)
+    return 0
 
 
 def stop_processes(procs):

@@ -2,10 +2,12 @@
 Bring up DiT4DiT on a Unitree G1: ``ros2 launch dit4dit_bringup g1.launch.py checkpoint:=DIR``.
 
 policy_node -> action_executor -> g1_bridge (+ robot_state_publisher and the commanded ghost with
-``urdf:=``, rviz2 with ``rviz:=true``). The node list and their parameters come from
-``dit4dit_bringup.graph`` (the same description ``run_graph`` runs where ``ros2 launch`` is not
-available), so the two never disagree. Before anything starts, the checkpoint's contract is checked
-against the G1 description and every executable must be installed; a failure there starts nothing.
+``urdf:=``, rviz2 with ``rviz:=true``); ``hardware:=sim`` adds the G1 twin (``dit4dit_sim``: MuJoCo
+physics behind Unitree's LowState/LowCmd/HandCmd, ``task:=reach|push``) and changes nothing else.
+The node list and their parameters come from ``dit4dit_bringup.graph`` (the same description
+``run_graph`` runs where ``ros2 launch`` is not available), so the two never disagree. Before
+anything starts, the checkpoint's contract is checked against the G1 description and every
+executable must be installed; a failure there starts nothing.
 Every process is required: if one dies the launch stops them all and exits non-zero. Ctrl-C (or
 SIGTERM) lets the bridge finish its arm_sdk ramp-down before anything is killed.
 """
@@ -34,9 +36,10 @@ def generate_launch_description():
     from launch.actions import OpaqueFunction
 
     from dit4dit_bringup.graph import (
-        CONTROL_MODES, DESCRIPTIONS, G1Arguments, HARDWARE, STRATEGIES)
+        CONTROL_MODES, DESCRIPTIONS, G1Arguments, HARDWARE, SIM_TASKS, STRATEGIES)
     from dit4dit_bringup.launch_support import declare_arguments
 
     declared = declare_arguments(G1Arguments, DESCRIPTIONS, choices={
-        'control_mode': CONTROL_MODES, 'hardware': HARDWARE, 'strategy': STRATEGIES})
+        'control_mode': CONTROL_MODES, 'hardware': HARDWARE, 'strategy': STRATEGIES,
+        'task': SIM_TASKS})
     return LaunchDescription(declared + [OpaqueFunction(function=_setup)])

@@ -39,9 +39,10 @@ def test_one_held_out_episode_runs_closed_loop_and_is_reported(checkpoint, tmp_p
 
 
 def test_the_cli_refuses_bad_arguments_and_misfit_checkpoints(checkpoint, tmp_path, capsys):
-    assert cli(['--checkpoint', str(checkpoint), '--output', str(tmp_path),
-                '--strategy', 'blend']) == 2
-    assert "strategy 'blend'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        cli(['--checkpoint', str(checkpoint), '--output', str(tmp_path), '--strategy', 'blend'])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "invalid choice: 'blend'" in err and 'crossfade' in err
     misfit = make_tiny_checkpoint(tmp_path / 'm', ['tail_joint'])
     assert cli(['--checkpoint', str(misfit), '--output', str(tmp_path / 'e')]) == 2
     assert 'does not let a policy command: tail_joint' in capsys.readouterr().err

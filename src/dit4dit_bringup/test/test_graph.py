@@ -10,7 +10,7 @@ import sys
 
 from dit4dit_bringup.graph import (
     collect_graph, CollectArguments, config_dir, g1_graph, G1_PARAMS, G1Arguments,
-    node_parameters, sim_graph, SimArguments)
+    node_parameters, sim_graph, SIM_TASKS, SimArguments)
 from dit4dit_bringup.run_graph import main as run_graph_main
 from dit4dit_common.node_spec import (
     launch_arguments, launch_default, parse_name_value, ros_arguments)
@@ -42,11 +42,11 @@ def _graph(checkpoint, **kw):
 
 def test_g1_graph_derives_every_node_from_the_description_and_the_contract(checkpoints):
     g = _graph(checkpoints['full'], control_mode='lowcmd', hardware='sim')
-    assert list(g) == ['policy_node', 'action_executor', 'g1_bridge']
+    assert list(g) == ['policy_node', 'action_executor', 'g1_bridge', 'g1_twin']
     ex, br, policy = g['action_executor'], g['g1_bridge'], g['policy_node']
     assert ex.parameters['profile'] == br.parameters['description'] == str(description_path())
     assert ex.parameters['joints'] == POLICY_JOINTS             # both arms and both Dex3 hands
-    assert ex.parameters['auto_enable'] is True                  # sim only
+    assert 'auto_enable' not in ex.parameters        # the operator enables, sim or not
     assert br.parameters['hands'] == 'both' and br.parameters['control_mode'] == 'lowcmd'
     assert br.stop_budget_s == pytest.approx(G1.ramp_down_s + 1.0)     # from the description
     assert not any(r for s in g.values() for r in s.remappings)  # topics are the registry's
@@ -56,9 +56,24 @@ def test_g1_graph_derives_every_node_from_the_description_and_the_contract(check
     assert ex.parameters['max_observation_age_s'] == yaml_params['action_executor'][
         'max_observation_age_s']
     real = _graph(checkpoints['full'], strategy='rtc', camera_topic='/head/color')
-    assert real['action_executor'].parameters['auto_enable'] is False
+    assert 'g1_twin' not in real
     assert real['policy_node'].parameters['rtc_inpainting'] is True
     assert real['policy_node'].parameters['camera_topics'] == ['/head/color']
+
+
+def test_hardware_sim_adds_the_twin_with_the_contracts_camera(checkpoints):
+    g = _graph(checkpoints['arms'], hardware='sim', task='push')
+    twin = g['g1_twin']
+    assert (twin.package, twin.executable) == ('dit4dit_sim', 'sim_bridge')
+    p = twin.parameters
+    assert p['environment'] == 'g1_twin' and p['task'] == 'push' and p['split'] == 'held_out'
+    assert (p['render_height'], p['render_width'], p['camera_fps']) == (96, 96, 15.0)
+    assert p['stamp_clock'] == 'wall' and p['auto_reset'] is False     # a robot: real time
+    assert node_parameters(G1_PARAMS)['g1_twin']['lowstate_rate_hz'] == 500.0
+    with pytest.raises(ValueError, match='valid are reach, push'):
+        G1Arguments(checkpoint='/c', task='stack')
+    from dit4dit_sim.envs.g1_tabletop import TASKS
+    assert SIM_TASKS == tuple(TASKS)                  # the launch argument's choices, one source
 
 
 def test_an_arms_only_checkpoint_drives_the_28_joint_profile(checkpoints):
@@ -198,4 +213,4 @@ def test_collect_graph_records_the_sim_preset_on_sim_time():
 def test_config_files_are_installed_with_the_package():
     assert (config_dir() / 'dit4dit.rviz').is_file()
     assert set(node_parameters(G1_PARAMS)) == {'policy_node', 'action_executor', 'g1_bridge',
-                                               'command_ghost'}
+                                               'command_ghost', 'g1_twin'}

@@ -26,6 +26,19 @@ class NodeSpec:
     namespace: str = ''
     required: bool = True           # the scenario ends (non-zero) if this process dies
     stop_budget_s: float = 5.0      # time it may take to stop after SIGINT (e.g. a ramp down)
+    nice: int = 0                   # CPU niceness as its own process: best-effort work (policy
+    #                                 inference) yields the CPU to the control path
+
+    def __post_init__(self):
+        """Validate."""
+        if not 0 <= self.nice <= 19:
+            raise ValueError(f'{self.name}: nice {self.nice} must be in 0..19 (only lower '
+                             'priority: raising it needs privileges)')
+
+    @property
+    def prefix(self) -> typing.List[str]:
+        """Return the command prefix that applies ``nice`` ([] for none)."""
+        return ['nice', '-n', str(self.nice)] if self.nice else []
 
     @property
     def module(self) -> str:

@@ -51,6 +51,7 @@ def graphs(checkpoints, tmp_path_factory):
         'g1': g1_graph(G1Arguments(checkpoint=str(checkpoints['g1']), urdf=str(urdf))),
         'g1_compressed': g1_graph(G1Arguments(checkpoint=str(checkpoints['g1']),
                                               compressed=True)),
+        'g1_twin': g1_graph(G1Arguments(checkpoint=str(checkpoints['g1']), hardware='sim')),
         'sim': sim_graph(SimArguments(checkpoint=str(checkpoints['sim']))),
         'collect': collect_graph(CollectArguments(output=str(out), episodes=1)),
         'expert': expert_graph(ExpertArguments()),

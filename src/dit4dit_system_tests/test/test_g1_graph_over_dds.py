@@ -1,5 +1,5 @@
 """
-The whole robot graph over DDS, one process per node, against a simulated G1 on loopback.
+The whole robot graph over DDS, one process per node, against a stand-in G1 on loopback.
 
 camera + LowState + Dex3 HandState publishers (this process) -> policy_node (tiny checkpoint, both
 arms and both hands) -> action_executor -> g1_bridge -> LowCmd on /arm_sdk with a valid CRC and
@@ -39,7 +39,8 @@ def checkpoints(tmp_path_factory):
 @pytest.fixture(params=['full', 'arms'])
 def graph(checkpoints, tmp_path, request):
     """Start the G1 graph as processes, with a both-hands checkpoint or an arms-only one."""
-    specs = g1_graph(G1Arguments(checkpoint=str(checkpoints[request.param]), hardware='sim',
+    # hardware:=real: no twin, this test's process is the robot (test_g1_twin has the twin)
+    specs = g1_graph(G1Arguments(checkpoint=str(checkpoints[request.param]), hardware='real',
                                  control_mode='arm_sdk', instruction='wave',
                                  control_rate_hz=200.0, policy_timeout_s=0.08))
     procs = {}
@@ -104,10 +105,12 @@ def test_camera_to_lowcmd_and_hold_when_the_policy_dies(graph):
             node.create_subscription(HandCmd, f'/dex3/{side}/cmd', hand_cmds[side].append, 10)
             hand_pubs[side] = node.create_publisher(HandState, f'/dex3/{side}/state', 10)
         hand_state = HandState(motor_state=[MotorState(q=0.0) for _ in range(7)])
-        enable = node.create_client(Trigger, '/g1_bridge/enable')
+        # the operator's steps (README): the bridge first, then the executor
+        enables = [node.create_client(Trigger, name) for name in (
+            '/g1_bridge/enable', '/action_executor/enable')]
         frame = rgb_to_image_fields(np.full((64, 64, 3), 120, np.uint8))
         tick, last_cam, deadline = 0, 0.0, time.monotonic() + 90
-        enabled = False
+        pending, next_ask = None, 0.0
 
         def streaming():
             recent = [q for t, q in commands if t > time.monotonic() - 1.0]
@@ -124,9 +127,14 @@ def test_camera_to_lowcmd_and_hold_when_the_policy_dies(graph):
                 img.header.stamp = node.get_clock().now().to_msg()
                 cam.publish(img)
                 last_cam = time.monotonic()
-            if not enabled and enable.service_is_ready():
-                enable.call_async(Trigger.Request())
-                enabled = True
+            # Asked too early, or the executor held on a late chunk (policy_timeout_s 0.08 on
+            # a loaded machine): ask again, at most twice a second, as an operator would.
+            if (pending is None or pending.done()) and time.monotonic() > next_ask and \
+                    enables[0].service_is_ready():
+                if pending is not None and pending.result().success and len(enables) > 1:
+                    enables.pop(0)
+                pending = enables[0].call_async(Trigger.Request())
+                next_ask = time.monotonic() + 0.5
             rclpy.spin_once(node, timeout_sec=0.01)
             for name, p in graph.items():
                 assert p.poll() is None, f'{name} exited:\n{p.stdout.read()[-3000:]}'

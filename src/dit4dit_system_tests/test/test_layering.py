@@ -2,7 +2,8 @@
 The layers, over every package of the workspace: imports only point down the allowed matrix.
 
 * ``ALLOWED``: which of the suite's packages each package may import (its modules and its tests).
-  msgs <- common <- {policy, control, g1, sim} <- train (policy only) <- bringup <- system tests.
+  msgs <- common <- {policy, control, g1, sim} <- train (policy only) <- bringup <- system tests;
+  sim also reads the G1 driver (the twin answers its protocol), never the other way round.
 * Control, the G1 driver and simulation never import torch (nor diffusers, accelerate,
   transformers): they run on the robot's computer or beside a simulator without a GPU stack.
   Checked twice: statically (every ``import`` in the source, lazy ones included) and by importing
@@ -31,7 +32,8 @@ ALLOWED = {
     'dit4dit_policy': BASE,
     'dit4dit_control': BASE,
     'dit4dit_g1': BASE,
-    'dit4dit_sim': BASE,
+    # the G1 twin speaks the G1 driver's protocol from the robot's side (its CRC, its tables)
+    'dit4dit_sim': BASE | {'dit4dit_g1'},
     'dit4dit_train': BASE | {'dit4dit_policy'},
     'dit4dit_bringup': BASE | {'dit4dit_policy', 'dit4dit_control', 'dit4dit_g1',
                                'dit4dit_sim', 'dit4dit_train'},

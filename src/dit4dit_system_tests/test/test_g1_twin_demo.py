@@ -1,0 +1,43 @@
+"""
+``make demo-g1``'s command, one held-out episode, in its own module.
+
+Its graph must not share the DDS domain or the two cores with ``test_g1_twin``'s module-wide
+graph, which is torn down when that module ends.
+"""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+from dit4dit_g1.description import load_description
+import pytest
+
+pytestmark = pytest.mark.dds
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO = ROOT / 'demo' / 'g1_tabletop_reach_tiny'
+G1 = load_description()
+
+
+def test_make_demo_g1_runs_an_episode_through_the_real_graph_and_the_twin(tmp_path):
+    """The command behind ``make demo-g1``, one held-out episode: outcome, 0 rejected, ramps."""
+    out = tmp_path / 'g1'
+    res = subprocess.run([sys.executable, '-m', 'dit4dit_bringup.evaluate_g1', '--checkpoint',
+                          str(DEMO), '--output', str(out), '--episodes', '1', '--first-index',
+                          '1', '--videos', 'first'],
+                         capture_output=True, text=True, timeout=240, env=os.environ.copy())
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "[1/1] 'reach the red cube' (held-out state 1)" in res.stdout
+    result = json.loads((out / 'results.json').read_text())
+    assert result['episodes'] == 1 and result['lowcmd_rejected'] == 0
+    assert result['twin_counters']['accepted_arm_sdk'] >= 200
+    assert result['twin_counters']['accepted_hand_left'] >= 200
+    ramps = [(r['direction'], r['duration_s']) for r in result['weight_ramps']]
+    assert [d for d, _ in ramps] == ['up', 'down'], ramps
+    assert ramps[0][1] == pytest.approx(G1.ramp_up_s, abs=0.3)
+    assert ramps[1][1] == pytest.approx(G1.ramp_down_s, abs=0.3)
+    assert Path(result['rows'][0]['video']).stat().st_size > 1000
+    assert (out / 'arm_sdk_weight.png').exists()
+    assert (out / 'logs' / 'g1_twin.log').exists()
