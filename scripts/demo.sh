@@ -5,13 +5,8 @@
 # Simulation traffic stays on this machine (loopback discovery) and on ROS_DOMAIN_ID 1 unless set:
 # domain 0 is the real robot's.
 set -eo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-# shellcheck disable=SC1091
-. "$ROOT/env.sh"
-set -u
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-1}"
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# shellcheck source=scripts/sim_env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/sim_env.sh"
 EPISODES="${EPISODES:-5}"
 CHECKPOINT="${CHECKPOINT:-$ROOT/demo/g1_tabletop_reach_tiny}"
 OUT="${OUT:-$ROOT/outputs/demo}"

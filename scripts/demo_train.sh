@@ -9,13 +9,8 @@
 #   RUN=outputs/demo_train/run_novideo EXTRA=model+=objective.video_loss=false make demo-train
 # Measured here: collection 40 min, conversion 6 min, training ~60 min (two cores), evaluation 3 min.
 set -eo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-# shellcheck disable=SC1091
-. "$ROOT/env.sh"
-set -u
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-1}"
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# shellcheck source=scripts/sim_env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/sim_env.sh"
 OUT="${OUT:-$ROOT/outputs/demo_train}"
 RUN="${RUN:-$OUT/run}"
 EPISODES="${EPISODES:-900}"
