@@ -4,11 +4,14 @@ Helpers for the suite's tests (every package's): loopback DDS, an rclpy context,
 ``loopback()`` keeps a test's DDS participants on this machine and off the default domain (the
 packages' conftest files call it before anything imports rclpy); ``context`` is a pytest fixture
 (a conftest imports it to use it); ``Capture`` stands in for a publisher so a test can drive a
-node through its callbacks and read what it published.
+node through its callbacks and read what it published. ``flake8_errors`` runs ament_flake8
+without forking.
 """
 
 import os
+from pathlib import Path
 import random
+import tempfile
 
 import pytest
 
@@ -47,3 +50,20 @@ class Capture:
     def get_subscription_count(self) -> int:
         """Pretend one subscriber listens (nodes that publish only when someone does)."""
         return 1
+
+
+def flake8_errors(paths=()):
+    """
+    Run ament_flake8 (its own configuration) on ``paths`` (default '.') in this process only.
+
+    flake8 otherwise forks a worker pool from the pytest process; once rclpy, torch or MuJoCo have
+    started threads there, a forked worker can crash (seen in CI: a segfault inside flake8-quotes)
+    and the pool then waits for it forever. Return (rc, errors) as ``main_with_errors`` does.
+    """
+    from ament_flake8 import main as ament
+
+    base = Path(ament.__file__).parent / 'configuration' / 'ament_flake8.ini'
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / 'ament_flake8.ini'
+        config.write_text(base.read_text().rstrip() + '\njobs = 1\n')
+        return ament.main_with_errors(argv=['--config', str(config), *paths])

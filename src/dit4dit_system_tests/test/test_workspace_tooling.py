@@ -34,11 +34,11 @@ def test_sources_parse_on_python_3_10():
 
 def test_workspace_scripts_pass_the_ros_linters():
     """Code outside the ament_python packages (scripts/, dit4dit_msgs' tests) is linted too."""
-    from ament_flake8.main import main_with_errors
     from ament_pep257.main import main as pep257_main
+    from dit4dit_common.testing import flake8_errors
 
     paths = [str(ROOT / 'scripts'), str(ROOT / 'src' / 'dit4dit_msgs' / 'test')]
-    rc, errors = main_with_errors(argv=paths)
+    rc, errors = flake8_errors(paths)
     assert rc == 0, '\n'.join(errors)
     assert pep257_main(argv=paths) == 0
 
