@@ -7,8 +7,10 @@ task strings. Pass 2 (``read_images``) decodes only the camera frames that align
 long bag never has to sit in memory as images.
 
 Stamps are the message's ``header.stamp`` (the robot's capture time) when it has a non-zero one,
-otherwise the bag's receive time. Any unreadable, truncated or topic-less bag raises ``BagError``
-with the path and the reason.
+otherwise the bag's receive time, which is also used for a topic the map marks
+``use_receive_time``; the receive times are kept too, for the clock check
+(``sync.check_clocks``). Any unreadable, truncated or topic-less bag raises ``BagError`` with the
+path and the reason.
 """
 
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ class JointSeries:
 
     stamps: typing.List[int] = field(default_factory=list)
     values: typing.List[np.ndarray] = field(default_factory=list)
+    receive: typing.List[int] = field(default_factory=list)     # the bag's receive time
 
 
 @dataclass
@@ -50,6 +53,7 @@ class BagIndex:
 
     path: Path
     camera_stamps: typing.Dict[str, typing.List[int]]
+    camera_receive: typing.Dict[str, typing.List[int]]
     state: JointSeries
     action: JointSeries
     events: typing.List[Event]
@@ -130,8 +134,14 @@ def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
         conns = [c for c in reader.connections if c.topic in wanted]
         state_pick = _JointPicker(fmap.state.joints, fmap.state.topic)
         action_pick = _JointPicker(fmap.action_joints, fmap.action.topic)
-        index = BagIndex(path, {name: [] for name in fmap.cameras}, JointSeries(), JointSeries(),
+        index = BagIndex(path, {name: [] for name in fmap.cameras},
+                         {name: [] for name in fmap.cameras}, JointSeries(), JointSeries(),
                          [], [], 0, 0)
+        receive_only = {cam.topic for cam in fmap.cameras.values() if cam.use_receive_time}
+        if fmap.state.use_receive_time:
+            receive_only.add(fmap.state.topic)
+        if fmap.action.use_receive_time:
+            receive_only.add(fmap.action.topic)
         first = last = None
         for conn, log_time, raw in reader.messages(connections=conns):
             try:
@@ -139,19 +149,22 @@ def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
             except Exception as exc:
                 raise BagError(f'{path}: cannot decode a {conn.msgtype} on {conn.topic} '
                                f'({exc})') from exc
-            stamp = _stamp(msg, log_time)
+            stamp = int(log_time) if conn.topic in receive_only else _stamp(msg, log_time)
             first = stamp if first is None else min(first, stamp)
             last = stamp if last is None else max(last, stamp)
             if conn.topic in cameras:
                 index.camera_stamps[cameras[conn.topic]].append(stamp)
+                index.camera_receive[cameras[conn.topic]].append(int(log_time))
             elif conn.topic == fmap.state.topic:
                 index.state.stamps.append(stamp)
                 index.state.values.append(_joint_vector(msg, state_pick))
+                index.state.receive.append(int(log_time))
             elif conn.topic == fmap.action.topic:
                 vec = _joint_vector(msg, action_pick)
                 if vec is not None:
                     index.action.stamps.append(stamp)
                     index.action.values.append(vec)
+                    index.action.receive.append(int(log_time))
             elif conn.topic == fmap.episodes.events_topic:
                 index.events.append(Event(stamp, int(msg.event), int(msg.episode_index),
                                           str(msg.instruction), str(msg.task)))

@@ -25,7 +25,7 @@ import numpy as np
 from .bag_source import BagError, BagIndex, index_bag, read_images
 from .bag_types import make_typestore
 from .feature_map import FeatureMap, load_feature_map
-from .sync import align, Stream, SyncReport
+from .sync import align, check_clocks, ClockError, Stream, SyncReport
 
 EVENT_START, EVENT_SUCCESS, EVENT_FAILURE, EVENT_ABORT = 0, 1, 2, 3
 OUTCOME = {EVENT_SUCCESS: 'success', EVENT_FAILURE: 'failure', EVENT_ABORT: 'abort'}
@@ -84,13 +84,22 @@ def _instruction(index: BagIndex, start: int, from_event: str, fmap: FeatureMap)
 
 def plan_bag(index: BagIndex, fmap: FeatureMap) -> typing.List[EpisodePlan]:
     """Align one indexed bag and return its episodes (dropped ones are reported, not planned)."""
-    ref = Stream(fmap.reference, index.camera_stamps[fmap.reference],
-                 fmap.cameras[fmap.reference].max_age_s)
-    features = [Stream(name, index.camera_stamps[name], cam.max_age_s)
-                for name, cam in fmap.cameras.items() if name != fmap.reference]
-    features.append(Stream('state', index.state.stamps, fmap.state.max_age_s))
+    def camera(name):
+        cam = fmap.cameras[name]
+        return Stream(name, index.camera_stamps[name], cam.max_age_s,
+                      index.camera_receive[name], cam.topic, cam.max_skew_s)
+
+    ref = camera(fmap.reference)
+    features = [camera(name) for name in fmap.cameras if name != fmap.reference]
+    features.append(Stream('state', index.state.stamps, fmap.state.max_age_s,
+                           index.state.receive, fmap.state.topic, fmap.state.max_skew_s))
     if fmap.action.source == 'command':
-        features.append(Stream('action', index.action.stamps, fmap.action.max_age_s))
+        features.append(Stream('action', index.action.stamps, fmap.action.max_age_s,
+                               index.action.receive, fmap.action.topic, fmap.action.max_skew_s))
+    try:      # before anything is sized by the bag's time span
+        check_clocks(ref, features)
+    except ClockError as exc:
+        raise BagError(f'{index.path}: {exc}') from exc
     plans = []
     for start, end, from_event, outcome in _segments(index, fmap):
         if outcome == 'abort' and not fmap.episodes.keep_aborted:

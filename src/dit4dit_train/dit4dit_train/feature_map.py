@@ -51,6 +51,13 @@ def _from(cls, data, where):
         raise FeatureMapError(f'{where}: {exc}') from exc
 
 
+# Every stamped topic's clock is checked against the reference camera's before alignment: the
+# median of (header stamp - bag receive time) of each topic may differ from the reference's by at
+# most ``max_skew_s``. ``use_receive_time: true`` takes a topic's receive time as its stamp (for a
+# device stamping with its own clock).
+DEFAULT_MAX_SKEW_S = 0.5
+
+
 @dataclass
 class CameraMap:
     """One camera topic (sensor_msgs/Image or CompressedImage)."""
@@ -58,12 +65,15 @@ class CameraMap:
     topic: str = ''                                     # '' : the view's registry topic
     max_age_s: float = 0.1
     resize: typing.Optional[typing.List[int]] = None   # [height, width], None keeps the size
+    use_receive_time: bool = False
+    max_skew_s: float = DEFAULT_MAX_SKEW_S
 
     def __post_init__(self):
         """Validate."""
         if self.topic:
             self.topic = _topic(self.topic, 'camera topic')
         _check(self.max_age_s > 0, f'camera {self.topic}: max_age_s must be > 0')
+        _check(self.max_skew_s > 0, f'camera {self.topic}: max_skew_s must be > 0')
         _check(self.resize is None or (len(self.resize) == 2 and min(self.resize) > 0),
                f'camera {self.topic}: resize must be [height, width]')
 
@@ -76,6 +86,8 @@ class StateMap:
     joints: typing.List[str]
     max_age_s: float = 0.1
     keys: typing.Dict[str, int] = field(default_factory=dict)   # groups for the sin/cos layout
+    use_receive_time: bool = False
+    max_skew_s: float = DEFAULT_MAX_SKEW_S
 
     def __post_init__(self):
         """Validate."""
@@ -83,6 +95,7 @@ class StateMap:
         _check(len(self.joints) > 0, 'state.joints must not be empty')
         _check(len(set(self.joints)) == len(self.joints), 'state.joints has duplicates')
         _check(self.max_age_s > 0, 'state.max_age_s must be > 0')
+        _check(self.max_skew_s > 0, 'state.max_skew_s must be > 0')
         if not self.keys:
             self.keys = {'joints': len(self.joints)}
         _check(sum(self.keys.values()) == len(self.joints),
@@ -97,9 +110,12 @@ class ActionMap:
     topic: str = ''                      # JointState (position) or JointTrajectory (first point)
     joints: typing.Optional[typing.List[str]] = None   # default: the state joints
     max_age_s: float = 0.1
+    use_receive_time: bool = False
+    max_skew_s: float = DEFAULT_MAX_SKEW_S
 
     def __post_init__(self):
         """Validate."""
+        _check(self.max_skew_s > 0, 'action.max_skew_s must be > 0')
         _check(self.source in ('command', 'next_state'),
                f"action.source {self.source!r}: valid are 'command', 'next_state'")
         _check(self.source != 'command' or self.topic, 'action.topic is required for command')

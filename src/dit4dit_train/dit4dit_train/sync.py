@@ -5,6 +5,11 @@ One camera is the reference clock. Frames are chosen on a regular grid at the ta
 latest reference frame at or before each tick); every other feature of a frame is the latest
 message stamped at or before that frame's own stamp, and only if it is at most ``max_age_s`` old.
 A frame for which some feature has no such message is dropped, and the reason is counted.
+
+Before any of that, ``check_clocks`` compares each stream's clock with the reference's: the
+median of (stamp - bag receive time) tells which clock a topic stamps with, up to its transport
+latency. A topic on another clock (a camera stamping with its own uptime), or skewed beyond its
+``max_skew_s``, is refused, naming the topic, the offset and the fix; nothing is allocated for it.
 """
 
 from dataclasses import dataclass, field
@@ -20,12 +25,27 @@ class Stream:
     name: str
     stamps: np.ndarray
     max_age_s: float
+    receive: typing.Optional[np.ndarray] = None   # bag receive time per message, same order
+    topic: str = ''
+    max_skew_s: float = float('inf')
 
     def __post_init__(self):
         """Sort by stamp (bags are in receive order; header stamps may interleave)."""
         self.stamps = np.asarray(self.stamps, dtype=np.int64)
+        if self.receive is not None:
+            self.receive = np.asarray(self.receive, dtype=np.int64)
+            if self.receive.shape != self.stamps.shape:
+                raise ValueError(f'{self.name}: {len(self.receive)} receive times for '
+                                 f'{len(self.stamps)} stamps')
+        self.clock_offset_s = None if self.receive is None or not len(self.stamps) else float(
+            np.median(self.stamps - self.receive)) * 1e-9
         self.order = np.argsort(self.stamps, kind='stable')
         self.stamps = self.stamps[self.order]
+
+    @property
+    def label(self) -> str:
+        """Return the name and topic, for messages."""
+        return f'{self.name} ({self.topic})' if self.topic else self.name
 
     def asof(self, t_ns: int):
         """Return (message index, stamp) of the latest message stamped at or before t, or None."""
@@ -64,12 +84,53 @@ class SyncReport:
                 'max_age_s': {k: round(v, 6) for k, v in sorted(self.max_age_s.items())}}
 
 
+class ClockError(ValueError):
+    """Streams that are not on one clock: aligning them would pair the wrong messages."""
+
+
+def check_clocks(reference: Stream, features: typing.Sequence[Stream]):
+    """
+    Raise ClockError if a feature's clock offset differs from the reference's by > max_skew_s.
+
+    A stream's offset is the median of its (stamp - receive time); streams without receive times
+    are not checked.
+    """
+    if reference.clock_offset_s is None:
+        return
+    wrong = []
+    for feature in features:
+        if feature.clock_offset_s is None:
+            continue
+        skew = feature.clock_offset_s - reference.clock_offset_s
+        if abs(skew) > feature.max_skew_s:
+            wrong.append(f'{feature.label} is stamped {_duration(skew)} '
+                         f'{"ahead of" if skew > 0 else "behind"} the reference camera '
+                         f'{reference.label} (max_skew_s {feature.max_skew_s:g})')
+    if wrong:
+        raise ClockError(
+            '; '.join(wrong) + '. Median stamp minus bag receive time: ' + ', '.join(
+                f'{s.label} {s.clock_offset_s:+.3f} s' for s in [reference, *features]
+                if s.clock_offset_s is not None) + '. A topic stamped with its own clock: set '
+            '`use_receive_time: true` for it in the feature map (its receive time becomes its '
+            'stamp); a known, constant skew within bounds: raise its `max_skew_s`.')
+
+
+def _duration(seconds: float) -> str:
+    return f'{abs(seconds):.3f} s' if abs(seconds) < 100 else f'{abs(seconds):.0f} s'
+
+
+MAX_TICKS = 10_000_000      # 3.8 days at 30 fps: more is a clock problem, not an episode
+
+
 def grid_ticks(start_ns: int, end_ns: int, fps: float) -> np.ndarray:
     """Return the tick times start, start + 1/fps, ... up to and including end."""
     if fps <= 0:
         raise ValueError(f'fps must be > 0, got {fps}')
     period = 1e9 / fps
     n = int(np.floor((end_ns - start_ns) / period + 1e-9)) + 1
+    if n > MAX_TICKS:
+        raise ClockError(f'an episode of {(end_ns - start_ns) * 1e-9:.0f} s at {fps:g} fps '
+                         f'({n} frames): its stamps are not on one clock')
     return start_ns + np.round(np.arange(max(n, 0)) * period).astype(np.int64)
 
 

@@ -31,9 +31,12 @@ def _header(store, ns, frame=''):
 def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=100.0,
               cmd_hz=50.0, episodes=(('pick the red cube', 1),), with_events=True,
               with_command=True, size=(24, 32), start_ns=1_000_000_000, joint_names=JOINTS,
-              textured=False):
+              textured=False, camera_clock_ns=0):
     """
     Write a bag; return the camera stamps (ns).
+
+    ``camera_clock_ns`` is added to the camera's header stamps only (not to its receive times):
+    a camera stamping with its own clock, or a skewed one.
 
     ``episodes``: (instruction, end event kind) per episode, spread evenly over the recording,
     each taking its middle 80 %. Joint messages list their joints in reverse order to exercise the
@@ -65,7 +68,8 @@ def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=10
                 shifted = np.roll(pattern, 3 * k, axis=1)[..., None] + data
                 data = np.clip(shifted, 0, 255).astype(np.uint8)
             img = ts['sensor_msgs/msg/Image'](
-                header=_header(store, int(t), 'head'), height=h, width=w, encoding='rgb8',
+                header=_header(store, int(t) + camera_clock_ns, 'head'), height=h, width=w,
+                encoding='rgb8',
                 is_bigendian=0, step=w * 3, data=data.reshape(-1))
             msgs.append((int(t) + 4_000_000, c_img, img, 'sensor_msgs/msg/Image'))
         for t in joints:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 from pathlib import Path
+import re
 
 from dit4dit_train.bag_source import BagError
 from dit4dit_train.bag_types import make_typestore
@@ -130,6 +131,45 @@ def test_bad_bags_are_refused_and_the_dataset_is_untouched(tmp_path, store, dama
     with pytest.raises((BagError, ConversionError), match=message):
         convert([tmp_path / 'good', bad], _fmap(), out, append=True, progress=False)
     assert _snapshot(out) == before
+
+
+def test_a_camera_on_its_own_clock_is_refused_before_anything_is_sized_by_it(tmp_path, store):
+    """Header stamps 5320 s off the bag's receive clock (a camera's uptime), no events."""
+    import tracemalloc
+
+    write_bag(tmp_path / 'bag', store, with_events=False, camera_clock_ns=5320 * 10**9)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BagError) as info:
+            convert([tmp_path / 'bag'], _fmap(), tmp_path / 'data', progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = str(info.value)
+    assert 'state (/joint_states) is stamped 5320 s behind the reference camera head' in text
+    assert 'use_receive_time: true' in text
+    median = r'Median stamp minus bag receive time: head \(/camera/image_raw\) \+53(19|20)\.'
+    assert re.search(median, text), text
+    assert peak < 50 * 2**20, f'{peak / 2**20:.0f} MiB allocated before refusing'
+    assert not (tmp_path / 'data').exists()
+    # The fix the message names: the camera's receive time as its stamp.
+    cameras = {'head': {'topic': '/camera/image_raw', 'max_age_s': 0.05,
+                        'use_receive_time': True}}
+    fmap = _fmap(cameras=cameras, episodes={'default_instruction': 'reach'})
+    summary = convert([tmp_path / 'bag'], fmap, tmp_path / 'data', progress=False)
+    assert summary['episodes'] == 1 and summary['frames'] > 20
+
+
+def test_a_skew_beyond_the_bound_is_refused_with_the_offset_named(tmp_path, store):
+    write_bag(tmp_path / 'bag', store, seconds=6.0, camera_clock_ns=3 * 10**9)   # 3 s ahead
+    with pytest.raises(BagError, match=r'state \(/joint_states\) is stamped (2\.99|3\.00)\d s '
+                       r'behind the reference camera head'):
+        convert([tmp_path / 'bag'], _fmap(), tmp_path / 'data', progress=False)
+    # A skew the map allows (per feature) is the user's decision: it converts, and each image
+    # is then paired with the joints of 3 s later.
+    relaxed = _fmap(state={**MAP['state'], 'max_skew_s': 4.0},
+                    action={**MAP['action'], 'max_skew_s': 4.0})
+    assert convert([tmp_path / 'bag'], relaxed, tmp_path / 'data', progress=False)['frames'] > 0
 
 
 def test_cli_reports_errors_and_summary(tmp_path, store, capsys):

@@ -1,9 +1,10 @@
 """Alignment never takes a feature from after its frame, and honours max ages (property tests)."""
 
-from dit4dit_train.sync import align, grid_ticks, Stream
+from dit4dit_train.sync import align, check_clocks, ClockError, grid_ticks, Stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import numpy as np
+import pytest
 
 MS = 1_000_000
 
@@ -66,3 +67,21 @@ def test_out_of_order_stamps_are_sorted():
     frames, _ = align(Stream('camera', cam, 0.05), [Stream('state', state, 1.0)], 0, 200 * MS,
                       10.0)
     assert [(f.ref_index, f.sources['state']) for f in frames] == [(2, 1), (0, 2)]
+
+
+def test_one_shared_clock_passes_whatever_its_offset_and_a_stray_one_is_named():
+    """Sim time, or a robot clock 2 s off: every topic shares the offset, nothing to do."""
+    receive = np.arange(0, 10**10, 10**8)
+    cam = Stream('head', receive + 2 * 10**9 - 5 * 10**6, 0.1, receive, '/cam', 0.5)
+    state = Stream('state', receive + 2 * 10**9 - 10**6, 0.1, receive, '/joint_states', 0.5)
+    check_clocks(cam, [state])
+    odd = Stream('wrist', receive + 600 * 10**9, 0.1, receive, '/wrist', 0.5)
+    with pytest.raises(ClockError, match=r'wrist \(/wrist\) is stamped 598 s ahead of the '
+                                         r'reference camera head \(/cam\)'):
+        check_clocks(cam, [state, odd])
+    check_clocks(cam, [Stream('events', [1, 2], 0.1)])        # no receive times: not checked
+
+
+def test_grid_ticks_refuses_a_span_that_is_a_clock_problem():
+    with pytest.raises(ClockError, match='not on one clock'):
+        grid_ticks(5_321 * 10**9, 1_796_000_000 * 10**9, 30.0)     # 197 GiB of ticks otherwise
