@@ -36,8 +36,11 @@ def test_make_demo_g1_runs_an_episode_through_the_real_graph_and_the_twin(tmp_pa
     assert result['twin_counters']['accepted_hand_left'] >= 200
     ramps = [(r['direction'], r['duration_s']) for r in result['weight_ramps']]
     assert [d for d, _ in ramps] == ['up', 'down'], ramps
-    assert ramps[0][1] == pytest.approx(G1.ramp_up_s, abs=0.3)
-    assert ramps[1][1] == pytest.approx(G1.ramp_down_s, abs=0.3)
+    # The bridge moves the weight by at most period / ramp_s per LowCmd: a timer starved by a busy
+    # machine makes a ramp longer, never shorter (0.3 s: when the operator received the first).
+    for (_, took), nominal in zip(ramps, (G1.ramp_up_s, G1.ramp_down_s)):
+        assert nominal - 0.3 <= took <= 1.5 * nominal + 0.3, (
+            ramps, result['twin_real_time_factor'])
     assert Path(result['rows'][0]['video']).stat().st_size > 1000
     assert (out / 'arm_sdk_weight.png').exists()
     assert (out / 'logs' / 'g1_twin.log').exists()
