@@ -8,14 +8,8 @@ set -eo pipefail
 # shellcheck source=scripts/sim_env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/sim_env.sh"
 EPISODES="${EPISODES:-5}"
-CHECKPOINT="${CHECKPOINT:-$ROOT/demo/g1_tabletop_reach_tiny}"
+require_checkpoint demo demo
 OUT="${OUT:-$ROOT/outputs/demo}"
-if [ ! -f "$CHECKPOINT/manifest.json" ]; then
-  echo "[demo] no checkpoint at $CHECKPOINT (the shipped one is demo/g1_tabletop_reach_tiny)." >&2
-  echo "[demo] Rebuild one with 'make demo-train', then" >&2
-  echo "[demo] CHECKPOINT=outputs/demo_train/run/checkpoint make demo" >&2
-  exit 1
-fi
 echo "[demo] $EPISODES held-out episodes of 'reach the <colour> cube' with $CHECKPOINT"
 python -m dit4dit_bringup.evaluate_closed_loop --checkpoint "$CHECKPOINT" --output "$OUT" \
   --episodes "$EPISODES" --strategy "${STRATEGY:-crossfade}" --videos all

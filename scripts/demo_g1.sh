@@ -9,12 +9,8 @@ set -eo pipefail
 # shellcheck source=scripts/sim_env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/sim_env.sh"
 EPISODES="${EPISODES:-20}"
-CHECKPOINT="${CHECKPOINT:-$ROOT/demo/g1_tabletop_reach_tiny}"
+require_checkpoint demo-g1 demo-g1
 OUT="${OUT:-$ROOT/outputs/demo_g1}"
-if [ ! -f "$CHECKPOINT/manifest.json" ]; then
-  echo "[demo-g1] no checkpoint at $CHECKPOINT (the shipped one is demo/g1_tabletop_reach_tiny)." >&2
-  exit 1
-fi
 echo "[demo-g1] $EPISODES held-out episodes through the G1 graph and the twin with $CHECKPOINT"
 python -m dit4dit_bringup.evaluate_g1 --checkpoint "$CHECKPOINT" --output "$OUT" \
   --episodes "$EPISODES" --videos "${VIDEOS:-all}"

@@ -12,3 +12,15 @@ if [ "$ROS_DOMAIN_ID" = "0" ]; then
   echo "refusing ROS_DOMAIN_ID=0, the robot's domain: these graphs publish commands" >&2
   exit 1
 fi
+
+# The checkpoint a demo runs (CHECKPOINT, default: the shipped one), or a hint and exit 1.
+#   require_checkpoint TAG TARGET
+require_checkpoint() {
+  CHECKPOINT="${CHECKPOINT:-$ROOT/demo/g1_tabletop_reach_tiny}"
+  if [ ! -f "$CHECKPOINT/manifest.json" ]; then
+    echo "[$1] no checkpoint at $CHECKPOINT (the shipped one is demo/g1_tabletop_reach_tiny)." >&2
+    echo "[$1] Rebuild one with 'make demo-train', then" >&2
+    echo "[$1] CHECKPOINT=outputs/demo_train/run/checkpoint make $2" >&2
+    exit 1
+  fi
+}
