@@ -85,34 +85,60 @@ def _stamp(msg, log_time: int) -> int:
 
 
 class _JointPicker:
-    """Pick named joints out of JointState / JointTrajectory messages, caching the index map."""
+    """
+    Pick the map's joints out of JointState / JointTrajectory messages, in the map's order.
 
-    def __init__(self, joints, topic):
-        self.joints, self.topic = list(joints), topic
+    By name (the index map is cached per name list); by position (``indices``) for messages
+    without names; or, with ``merge``, from several publishers that each send some of the joints
+    on one topic: every message updates its joints and a vector is returned once all have been
+    seen (each joint its latest value).
+    """
+
+    def __init__(self, joints, topic, indices=None, merge=False):
+        self.joints, self.topic, self.merge = list(joints), topic, merge
+        self.indices = None if indices is None else np.asarray(indices)
         self._cache = {}
+        self._latest = np.full(len(self.joints), np.nan)
+        self._seen = np.zeros(len(self.joints), bool)
 
-    def __call__(self, names, positions) -> np.ndarray:
-        key = tuple(names)
-        idx = self._cache.get(key)
-        if idx is None:
-            lookup = {n: i for i, n in enumerate(names)}
-            missing = [j for j in self.joints if j not in lookup]
-            if missing:
-                raise BagError(f'{self.topic}: joints {", ".join(missing)} are not in the '
-                               f'message (it has {", ".join(names) or "no names"})')
-            idx = self._cache[key] = np.array([lookup[j] for j in self.joints])
+    def __call__(self, names, positions) -> typing.Optional[np.ndarray]:
         positions = np.asarray(positions, dtype=np.float64)
+        if self.indices is not None:
+            if positions.shape[0] <= self.indices.max():
+                raise BagError(f'{self.topic}: position {int(self.indices.max())} selected by '
+                               f'indices, the message has {positions.shape[0]} positions')
+            return positions[self.indices]
         if positions.shape[0] != len(names):
-            raise BagError(f'{self.topic}: {len(names)} names but {positions.shape[0]} positions')
-        return positions[idx]
+            raise BagError(f'{self.topic}: {len(names)} names but {positions.shape[0]} positions'
+                           + ('' if names else ' (unnamed joints: select them with indices: in '
+                              'the feature map)'))
+        key = tuple(names)
+        if key not in self._cache:
+            lookup = {n: i for i, n in enumerate(names)}
+            mine = [k for k, j in enumerate(self.joints) if j in lookup]
+            if not self.merge and len(mine) < len(self.joints):
+                missing = [j for j in self.joints if j not in lookup]
+                raise BagError(
+                    f'{self.topic}: joints {", ".join(missing)} are not in the message (it has '
+                    f'{", ".join(names) or "no names"}; unnamed joints: select them with '
+                    'indices:; several publishers with different joints: merge: true)')
+            self._cache[key] = (np.array(mine, int),
+                                np.array([lookup[self.joints[k]] for k in mine], int))
+        into, take = self._cache[key]
+        if not self.merge:
+            return positions[take]
+        self._latest[into] = positions[take]
+        self._seen[into] = True
+        return self._latest.copy() if self._seen.all() else None
 
 
 def _joint_vector(msg, picker):
+    """Return the picked joints of a message, or None (no point, or joints still missing)."""
     if hasattr(msg, 'points'):            # trajectory_msgs/JointTrajectory: its first point
         if not msg.points:
             return None
-        return picker(msg.joint_names, msg.points[0].positions)
-    return picker(msg.name, msg.position)
+        return picker(list(msg.joint_names), msg.points[0].positions)
+    return picker(list(msg.name), msg.position)
 
 
 def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
@@ -129,11 +155,15 @@ def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
         if missing:
             raise BagError(f'{path}: topics not in the bag: {", ".join(missing)} (it has: '
                            f'{", ".join(sorted(topics)) or "no topics"})')
-        wanted = set(cameras) | {fmap.state.topic, fmap.action.topic,
-                                 fmap.episodes.events_topic, fmap.episodes.task_topic}
+        wanted = set(cameras) | {fmap.state.topic, fmap.episodes.events_topic,
+                                 fmap.episodes.task_topic}
+        if fmap.action.source == 'command':
+            wanted.add(fmap.action.topic)
         conns = [c for c in reader.connections if c.topic in wanted]
-        state_pick = _JointPicker(fmap.state.joints, fmap.state.topic)
-        action_pick = _JointPicker(fmap.action_joints, fmap.action.topic)
+        state_pick = _JointPicker(fmap.state.joints, fmap.state.topic, fmap.state.indices,
+                                  fmap.state.merge)
+        action_pick = _JointPicker(fmap.action_joints, fmap.action.topic, fmap.action.indices,
+                                   fmap.action.merge)
         index = BagIndex(path, {name: [] for name in fmap.cameras},
                          {name: [] for name in fmap.cameras}, JointSeries(), JointSeries(),
                          [], [], 0, 0)
@@ -156,10 +186,12 @@ def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
                 index.camera_stamps[cameras[conn.topic]].append(stamp)
                 index.camera_receive[cameras[conn.topic]].append(int(log_time))
             elif conn.topic == fmap.state.topic:
-                index.state.stamps.append(stamp)
-                index.state.values.append(_joint_vector(msg, state_pick))
-                index.state.receive.append(int(log_time))
-            elif conn.topic == fmap.action.topic:
+                vec = _joint_vector(msg, state_pick)
+                if vec is not None:
+                    index.state.stamps.append(stamp)
+                    index.state.values.append(vec)
+                    index.state.receive.append(int(log_time))
+            elif conn.topic == fmap.action.topic and fmap.action.source == 'command':
                 vec = _joint_vector(msg, action_pick)
                 if vec is not None:
                     index.action.stamps.append(stamp)
@@ -176,6 +208,9 @@ def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
         raise BagError(f'{path}: reading failed ({type(exc).__name__}: {exc})') from exc
     finally:
         reader.close()
+    if not index.state.stamps:
+        raise BagError(f'{path}: no complete joint vector on {fmap.state.topic}' + (
+            ' (merge: some joints were never published)' if fmap.state.merge else ''))
     if not index.camera_stamps[fmap.reference]:
         raise BagError(f'{path}: no messages on the reference camera '
                        f'{fmap.cameras[fmap.reference].topic}')
@@ -184,20 +219,43 @@ def index_bag(path, fmap: FeatureMap, typestore=None) -> BagIndex:
     return index
 
 
-def read_images(path, fmap: FeatureMap, wanted: typing.Dict[str, typing.Set[int]],
-                typestore=None, on_frame=None) -> typing.Dict[str, typing.Dict[int, np.ndarray]]:
-    """
-    Run pass 2: decode the camera messages whose per-camera ordinal is in ``wanted``.
+class FrameError(typing.NamedTuple):
+    """A camera message that could not be decoded (see ``iter_images``)."""
 
-    Returns {camera name: {ordinal: (H, W, 3) uint8 RGB}}, resized as the map says.
-    """
+    reason: str
+
+
+def decode_camera(msg, msgtype: str, camera) -> np.ndarray:
+    """Return a camera message as (H, W, 3) uint8 RGB, resized as the camera's map says."""
     import cv2
-    from dit4dit_common.image import compressed_to_rgb, image_to_rgb, ImageFormatError
+    from dit4dit_common.image import compressed_to_rgb, depth_to_rgb, image_to_rgb
+
+    if msgtype.endswith('CompressedImage'):
+        rgb = compressed_to_rgb(msg)
+    elif camera.depth_range_m is not None:
+        rgb = depth_to_rgb(msg, tuple(camera.depth_range_m))
+    else:
+        rgb = image_to_rgb(msg)
+    size = camera.resize
+    if size is not None and rgb.shape[:2] != tuple(size):
+        rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+def iter_images(path, fmap: FeatureMap, wanted: typing.Dict[str, typing.Set[int]],
+                typestore=None):
+    """
+    Run pass 2: yield (camera name, ordinal, RGB or FrameError) for the wanted camera messages.
+
+    Messages come in bag order, one at a time (nothing is accumulated here); ordinals count each
+    camera's messages as pass 1 did. A frame that cannot be decoded yields a FrameError with the
+    reason; the caller applies the camera's ``on_bad_frame`` policy.
+    """
+    from dit4dit_common.image import ImageFormatError
 
     path = Path(path)
     typestore = typestore or make_typestore()
     by_topic = {cam.topic: name for name, cam in fmap.cameras.items()}
-    out = {name: {} for name in fmap.cameras}
     counters = dict.fromkeys(fmap.cameras, 0)
     reader = _open(path, typestore)
     try:
@@ -208,22 +266,15 @@ def read_images(path, fmap: FeatureMap, wanted: typing.Dict[str, typing.Set[int]
             counters[name] += 1
             if ordinal not in wanted.get(name, ()):
                 continue
-            msg = reader.deserialize(raw, conn.msgtype)
             try:
-                rgb = (compressed_to_rgb(msg) if conn.msgtype.endswith('CompressedImage')
-                       else image_to_rgb(msg))
-            except ImageFormatError as exc:
-                raise BagError(f'{path}: {conn.topic} frame {ordinal}: {exc}') from exc
-            size = fmap.cameras[name].resize
-            if size is not None and rgb.shape[:2] != tuple(size):
-                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-            out[name][ordinal] = rgb
-            if on_frame is not None:
-                on_frame()
+                msg = reader.deserialize(raw, conn.msgtype)
+                image = decode_camera(msg, conn.msgtype, fmap.cameras[name])
+            except (ImageFormatError, ValueError) as exc:
+                image = FrameError(f'{conn.topic} frame {ordinal}: {exc}')
+            yield name, ordinal, image
     except BagError:
         raise
     except Exception as exc:
         raise BagError(f'{path}: reading images failed ({type(exc).__name__}: {exc})') from exc
     finally:
         reader.close()
-    return out

@@ -22,10 +22,10 @@ import typing
 
 import numpy as np
 
-from .bag_source import BagError, BagIndex, index_bag, read_images
+from .bag_source import BagError, BagIndex, FrameError, index_bag, iter_images
 from .bag_types import make_typestore
 from .feature_map import FeatureMap, load_feature_map
-from .sync import align, check_clocks, ClockError, Stream, SyncReport
+from .sync import align, check_clocks, ClockError, gap_stats, Stream, SyncReport
 
 EVENT_START, EVENT_SUCCESS, EVENT_FAILURE, EVENT_ABORT = 0, 1, 2, 3
 OUTCOME = {EVENT_SUCCESS: 'success', EVENT_FAILURE: 'failure', EVENT_ABORT: 'abort'}
@@ -128,7 +128,8 @@ def plan_bag(index: BagIndex, fmap: FeatureMap) -> typing.List[EpisodePlan]:
         plan = EpisodePlan(index.path, instruction, outcome, start, end, frames,
                            state.astype(np.float32), action.astype(np.float32))
         plan.report = {'bag': str(index.path), 'outcome': outcome, 'instruction': instruction,
-                       'start_ns': int(start), 'end_ns': int(end), **report.to_dict()}
+                       'start_ns': int(start), 'end_ns': int(end), 'fps': fmap.fps,
+                       **report.to_dict()}
         plans.append(plan)
     return plans
 
@@ -145,61 +146,187 @@ def dataset_features(fmap: FeatureMap, image_shapes: typing.Dict[str, tuple]) ->
     return features
 
 
+class RowAssembler:
+    """
+    Turn camera frames arriving in bag order into dataset rows in row order.
+
+    A row needs one frame per camera (a camera's frame may serve several rows). Frames wait
+    here until the earliest unfinished row has all of its frames, then leave as soon as no later
+    row needs them: what is held is bounded by how far apart the cameras' frames lie in the bag
+    (their skew plus max_age_s), never by the episode's length.
+    """
+
+    def __init__(self, rows: typing.List[typing.Dict[str, int]]):
+        """``rows``: per row, camera name -> the camera's message ordinal."""
+        self.rows, self.next = rows, 0
+        self.uses = {}
+        for row in rows:
+            for name, ordinal in row.items():
+                uses = self.uses.setdefault(name, {})
+                uses[ordinal] = uses.get(ordinal, 0) + 1
+        self.held = {name: {} for name in self.uses}
+        self.peak = 0
+
+    def wanted(self) -> typing.Dict[str, typing.Set[int]]:
+        """Return the ordinals each camera must deliver."""
+        return {name: set(uses) for name, uses in self.uses.items()}
+
+    def put(self, name: str, ordinal: int, frame):
+        """Hold one frame (an image or a FrameError); yield every row it completes, in order."""
+        self.held[name][ordinal] = frame
+        self.peak = max(self.peak, sum(len(h) for h in self.held.values()))
+        while self.next < len(self.rows) and all(
+                ordinal in self.held[name] for name, ordinal in self.rows[self.next].items()):
+            row = self.rows[self.next]
+            frames = {name: self.held[name][ordinal] for name, ordinal in row.items()}
+            for name, ordinal in row.items():
+                self.uses[name][ordinal] -= 1
+                if not self.uses[name][ordinal]:
+                    del self.held[name][ordinal]
+            self.next += 1
+            yield self.next - 1, frames
+
+    def missing(self) -> typing.Iterator[int]:
+        """Yield the rows never completed (their frames were not in the bag's pass 2)."""
+        yield from range(self.next, len(self.rows))
+
+
+class _EpisodeWrite:
+    """The writing of one planned episode: the rows kept, and its stream once one is."""
+
+    def __init__(self, plan: EpisodePlan):
+        self.plan, self.stream, self.kept, self.first_tick = plan, None, [], None
+        self.bad = {}
+
+    def add(self, session, position: int, frames: dict):
+        """Encode row ``position``'s frames, or drop it for an undecodable one (by policy)."""
+        bad = [(name, f) for name, f in frames.items() if isinstance(f, FrameError)]
+        if bad:
+            name, error = bad[0]
+            if session.fmap.cameras[name].on_bad_frame == 'abort':
+                raise ConversionError(f'{self.plan.bag}: {error.reason} (on_bad_frame: abort; '
+                                      "'skip' drops the rows of such frames and counts them)")
+            self.bad[name] = self.bad.get(name, 0) + 1
+            if len(self.bad) == 1 and self.bad[name] == 1:
+                session.notes.append(f'{self.plan.bag}: undecodable frame(s) skipped, first: '
+                                     f'{error.reason}')
+            return
+        frame = self.plan.frames[position]
+        if self.stream is None:
+            self.stream = session.writer_for(frames).begin_episode(self.plan.instruction)
+            self.first_tick = frame.tick
+        self.stream.add_frame({f'observation.images.{n}': image for n, image in frames.items()},
+                              (frame.tick - self.first_tick) / session.fps)
+        self.kept.append(position)
+
+    def finish(self, report_extra: typing.Optional[dict] = None):
+        """Write the episode's columns; return its report (None when no row survived)."""
+        plan, report = self.plan, dict(self.plan.report)
+        for name, count in sorted(self.bad.items()):
+            key = f'{name}: undecodable frame'
+            report['dropped_by_reason'] = {**report['dropped_by_reason'], key: count}
+        report['frames_dropped'] += sum(self.bad.values())
+        report['frames_kept'] = len(self.kept)
+        if self.stream is None:
+            return None
+        kept = np.array(self.kept, int)
+        episode = self.stream.finish({'observation.state': plan.state[kept],
+                                      'action': plan.action[kept]})
+        report['frame_gaps'] = gap_stats([plan.frames[k].tick for k in self.kept],
+                                         report['fps'])
+        return {'episode_index': episode, **report, **(report_extra or {})}
+
+
+class _Session:
+    """One conversion's writer (made at the first row, when image sizes are known) and notes."""
+
+    def __init__(self, fmap: FeatureMap, output, append: bool):
+        self.fmap, self.output, self.append = fmap, output, append
+        self.fps = int(round(fmap.fps))
+        self.writer, self.notes = None, []
+
+    def writer_for(self, frames: dict):
+        """Return the writer, opening it with these frames' shapes the first time."""
+        from .lerobot_format import LeRobotWriter
+
+        if self.writer is None:
+            shapes = {name: frames[name].shape for name in self.fmap.cameras}
+            self.writer = LeRobotWriter(self.output, fps=self.fps,
+                                        features=dataset_features(self.fmap, shapes),
+                                        robot_type=self.fmap.robot_type, append=self.append)
+        return self.writer
+
+
+def _write_bag(session: _Session, bag: Path, plans, typestore, bar) -> list:
+    """Stream one bag's planned episodes into the writer; return their reports."""
+    fmap = session.fmap
+    rows, owner = [], []
+    for p, plan in enumerate(plans):
+        for position, frame in enumerate(plan.frames):
+            rows.append({name: (frame.ref_index if name == fmap.reference
+                                else frame.sources[name]) for name in fmap.cameras})
+            owner.append((p, position))
+    assembler = RowAssembler(rows)
+    writes = [_EpisodeWrite(plan) for plan in plans]
+    ends = {}           # the last row of each plan
+    for r, (p, _) in enumerate(owner):
+        ends[p] = r
+    reports = []
+
+    def emit(r, frames):
+        p, position = owner[r]
+        writes[p].add(session, position, frames)
+        if ends[p] == r:
+            report = writes[p].finish({'held_frames_peak': assembler.peak})
+            if report is not None:
+                reports.append(report)
+
+    for name, ordinal, image in iter_images(bag, fmap, assembler.wanted(), typestore):
+        bar.update()
+        for r, frames in assembler.put(name, ordinal, image):
+            emit(r, frames)
+    lost = list(assembler.missing())
+    for r in lost:      # frames pass 1 saw and pass 2 did not: the bag changed in between
+        emit(r, {name: FrameError('not found in the second pass') for name in rows[r]})
+    return reports
+
+
 def convert(bags, fmap: FeatureMap, output, append=False, progress=True) -> dict:
     """Convert ``bags`` into the dataset at ``output``; return a summary dict."""
     from tqdm import tqdm
 
-    from .lerobot_format import LeRobotWriter
-
     t0 = time.monotonic()
     typestore = make_typestore()
-    plans, skipped, recorded_ns = [], 0, 0
+    planned, skipped, recorded_ns = [], 0, 0
     for bag in tqdm(bags, desc='index', unit='bag', disable=not progress):
         index = index_bag(bag, fmap, typestore)
         recorded_ns += index.end - index.start
         bag_plans = plan_bag(index, fmap)
         skipped += len(list(_segments(index, fmap))) - len(bag_plans)
-        plans += bag_plans
-    empty = [p for p in plans if not p.frames]
-    plans = [p for p in plans if p.frames]
+        planned.append((Path(bag), [p for p in bag_plans if p.frames]))
+        skipped += sum(1 for p in bag_plans if not p.frames)
+    plans = [p for _, bag_plans in planned for p in bag_plans]
     if not plans:
         raise ConversionError('no episode with synchronised frames in the given bags '
-                              f'({len(empty)} empty, {skipped} skipped as aborted/failed)')
+                              f'({skipped} empty or skipped as aborted/failed)')
     missing = [p for p in plans if not p.instruction.strip()]
     if missing:
         raise ConversionError(f'{missing[0].bag}: an episode has no instruction (no episode '
                               'event or task message; set episodes.default_instruction)')
 
-    total = sum(len(p.frames) for p in plans)
-    bar = tqdm(total=total * len(fmap.cameras), desc='frames', unit='img', disable=not progress)
-    reports, writer = [], None
+    images = sum(len(p.frames) for p in plans) * len(fmap.cameras)
+    bar = tqdm(total=images, desc='frames', unit='img', disable=not progress)
+    session, reports = _Session(fmap, output, append), []
     try:
-        for plan in plans:
-            wanted = {fmap.reference: {f.ref_index for f in plan.frames}}
-            for name in fmap.cameras:
-                if name != fmap.reference:
-                    wanted[name] = {f.sources[name] for f in plan.frames}
-            images = read_images(plan.bag, fmap, wanted, typestore, on_frame=bar.update)
-            frames = {}
-            for name in fmap.cameras:
-                key = 'ref' if name == fmap.reference else name
-                picks = [f.ref_index if key == 'ref' else f.sources[name] for f in plan.frames]
-                frames[f'observation.images.{name}'] = np.stack([images[name][i] for i in picks])
-            frames['observation.state'] = plan.state
-            frames['action'] = plan.action
-            if writer is None:
-                shapes = {name: frames[f'observation.images.{name}'].shape[1:]
-                          for name in fmap.cameras}
-                writer = LeRobotWriter(output, fps=int(round(fmap.fps)),
-                                       features=dataset_features(fmap, shapes),
-                                       robot_type=fmap.robot_type, append=append)
-                writer.__enter__()
-            episode = writer.add_episode(frames, task=plan.instruction)
-            reports.append({'episode_index': episode, **plan.report})
-        summary = writer.finalize()
+        for bag, bag_plans in planned:
+            if bag_plans:
+                reports += _write_bag(session, bag, bag_plans, typestore, bar)
+        if session.writer is None:
+            raise ConversionError('every planned frame was undecodable: nothing to write')
+        summary = session.writer.finalize()
     except BaseException as exc:
-        if writer is not None:
-            writer.__exit__(type(exc), exc, exc.__traceback__)
+        if session.writer is not None:
+            session.writer.__exit__(type(exc), exc, exc.__traceback__)
         raise
     finally:
         bar.close()
@@ -208,12 +335,15 @@ def convert(bags, fmap: FeatureMap, output, append=False, progress=True) -> dict
     for rep in reports:
         (report_dir / f'episode_{rep["episode_index"]:06d}.json').write_text(
             json.dumps(rep, indent=2) + '\n')
-    dropped = sum(r['frames_dropped'] for r in reports)
     elapsed = time.monotonic() - t0
-    return {'episodes': len(reports), 'frames': total, 'frames_dropped': dropped,
-            'episodes_skipped': skipped + len(empty), 'bags': len(bags),
+    warnings = sorted({w for r in reports for w in r.get('warnings', [])})
+    return {'episodes': len(reports), 'frames': sum(r['frames_kept'] for r in reports),
+            'frames_dropped': sum(r['frames_dropped'] for r in reports),
+            'episodes_skipped': skipped + len(plans) - len(reports), 'bags': len(bags),
             'recorded_s': recorded_ns * 1e-9, 'elapsed_s': elapsed,
             'realtime_factor': (recorded_ns * 1e-9) / elapsed if elapsed > 0 else float('inf'),
+            'gaps': sum(r['frame_gaps']['gaps'] for r in reports),
+            'warnings': warnings + session.notes + summary.get('notes', []),
             'output': str(output), 'writer': summary}
 
 
@@ -237,8 +367,11 @@ def main(argv=None):
     except (BagError, ConversionError, ValueError, FileExistsError) as exc:
         print(f'convert: error: {exc}', file=sys.stderr)
         return 1
+    for warning in s['warnings']:
+        print(f'convert: warning: {warning}', file=sys.stderr)
     print(f"[convert] {s['episodes']} episodes, {s['frames']} frames "
-          f"({s['frames_dropped']} dropped, {s['episodes_skipped']} episodes skipped) from "
+          f"({s['frames_dropped']} dropped, {s['gaps']} gaps kept in time, "
+          f"{s['episodes_skipped']} episodes skipped) from "
           f"{s['bags']} bags, {s['recorded_s']:.1f} s recorded in {s['elapsed_s']:.1f} s "
           f"({s['realtime_factor']:.1f}x real time) -> {s['output']}")
     return 0

@@ -43,6 +43,13 @@ class LeRobotDataset(torch.utils.data.Dataset):
         self.fps = info['fps']
         features = info['features']
         videos = [k for k, f in features.items() if f.get('dtype') == 'video']
+        in_parquet = [k for k, f in features.items() if f.get('dtype') == 'image']
+        if in_parquet and camera_keys is None or set(in_parquet) & set(camera_keys or ()):
+            raise ValueError(
+                f'{root}: camera(s) {", ".join(in_parquet)} are stored as images in parquet '
+                "(LeRobot's use_videos=False); this loader decodes video features only. "
+                'Re-encode them as videos (LeRobot: lerobot-edit-dataset --operation.type '
+                'convert_image_to_video), or pass camera_keys without them')
         self.camera_keys = list(videos if camera_keys is None else camera_keys)
         for key in self.camera_keys:
             if key not in videos:
@@ -58,7 +65,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
         self._tasks = read_tasks(self.root)
         self._lengths = np.array([ep['length'] for ep in self._episodes], np.int64)
         self._starts = np.concatenate([[0], np.cumsum(self._lengths)[:-1]]).astype(np.int64)
-        self._states, self._actions, self._task_index = self._load_columns(
+        self._states, self._actions, self._task_index, self._ticks = self._load_columns(
             info, state_key, action_key)
         self._videos = [{key: (str(self.root / info['video_path'].format(
             video_key=key, chunk_index=ep[f'videos/{key}/chunk_index'],
@@ -81,7 +88,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
         steps = np.arange(t, t + self.chunk_size)
         picks = [min(max(t + k, 0), length - 1) for k in self.frame_indices]
         return {
-            'images': self._images(pos, picks),
+            'images': self._images(pos, [int(self._ticks[start + p]) for p in picks]),
             'state': torch.from_numpy(self._states[i].copy()),
             'actions': torch.from_numpy(self._actions[start + np.minimum(steps, length - 1)]),
             'action_is_pad': torch.from_numpy(steps >= length),
@@ -110,8 +117,9 @@ class LeRobotDataset(torch.utils.data.Dataset):
     # -- parquet ---------------------------------------------------------------------------
 
     def _load_columns(self, info, state_key, action_key):
-        """Return (states, actions, task indices) of the selected episodes, in sample order."""
-        wanted = [state_key, action_key, 'episode_index', 'frame_index', 'task_index']
+        """Return (states, actions, task indices, frame ticks) of the selected episodes."""
+        wanted = [state_key, action_key, 'episode_index', 'frame_index', 'task_index',
+                  'timestamp']
         by_file = {}
         for pos, ep in enumerate(self._episodes):
             path = self.root / info['data_path'].format(chunk_index=ep['data/chunk_index'],
@@ -127,14 +135,17 @@ class LeRobotDataset(torch.utils.data.Dataset):
             actions = _matrix(table.column(action_key))
             tasks = (table.column('task_index').to_numpy() if 'task_index' in names
                      else np.full(len(table), -1))
+            # a row's video frame is at from_timestamp + timestamp (frames may have gaps)
+            ticks = (np.round(table.column('timestamp').to_numpy() * self.fps).astype(np.int64)
+                     if 'timestamp' in names else frame.astype(np.int64))
             for pos in positions:
                 rows = np.flatnonzero(episode == self._episodes[pos]['episode_index'])
                 rows = rows[np.argsort(frame[rows], kind='stable')]
                 if len(rows) != self._lengths[pos]:
                     raise ValueError(f'{path}: episode {self._episodes[pos]["episode_index"]} '
                                      f'has {len(rows)} rows, meta says {self._lengths[pos]}')
-                parts[pos] = (states[rows], actions[rows], tasks[rows])
-        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+                parts[pos] = (states[rows], actions[rows], tasks[rows], ticks[rows])
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
 
     def _instruction(self, i, pos):
         task = self._tasks.get(int(self._task_index[i]))
@@ -143,7 +154,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
     # -- video -----------------------------------------------------------------------------
 
     def _images(self, pos, picks):
-        """Return uint8 [len(picks), views, H, W, 3]; each distinct frame is decoded once."""
+        """Return uint8 [len(picks), views, H, W, 3]: the episode's frames at grid ticks picks."""
         if not self.camera_keys:
             return torch.zeros((len(picks), 0, 0, 0, 3), dtype=torch.uint8)
         views = []

@@ -56,6 +56,19 @@ def _from(cls, data, where):
 # most ``max_skew_s``. ``use_receive_time: true`` takes a topic's receive time as its stamp (for a
 # device stamping with its own clock).
 DEFAULT_MAX_SKEW_S = 0.5
+BAD_FRAME_POLICIES = ('skip', 'abort')
+
+
+def _check_selection(section, joints, indices, merge):
+    """Validate the joint selection of a state or action section."""
+    if indices is None:
+        return
+    _check(isinstance(indices, list) and all(isinstance(i, int) and i >= 0 for i in indices),
+           f'{section}.indices must be a list of message positions (integers >= 0)')
+    _check(len(indices) == len(joints), f'{section}.indices has {len(indices)} positions for '
+           f'{len(joints)} joints: one position per joint, in the order of joints')
+    _check(not merge, f'{section}: indices (unnamed messages) and merge (named subsets from '
+           'several publishers) exclude each other')
 
 
 @dataclass
@@ -67,11 +80,18 @@ class CameraMap:
     resize: typing.Optional[typing.List[int]] = None   # [height, width], None keeps the size
     use_receive_time: bool = False
     max_skew_s: float = DEFAULT_MAX_SKEW_S
+    on_bad_frame: str = 'skip'          # an undecodable frame: drop its rows ('skip') or stop
+    depth_range_m: typing.Optional[typing.List[float]] = None   # 16UC1/32FC1: grey range
 
     def __post_init__(self):
         """Validate."""
         if self.topic:
             self.topic = _topic(self.topic, 'camera topic')
+        _check(self.on_bad_frame in BAD_FRAME_POLICIES, f'camera {self.topic}: on_bad_frame '
+               f'{self.on_bad_frame!r}; valid: {", ".join(BAD_FRAME_POLICIES)}')
+        _check(self.depth_range_m is None or (
+            len(self.depth_range_m) == 2 and 0 <= self.depth_range_m[0] < self.depth_range_m[1]),
+            f'camera {self.topic}: depth_range_m must be [near, far] metres with near < far')
         _check(self.max_age_s > 0, f'camera {self.topic}: max_age_s must be > 0')
         _check(self.max_skew_s > 0, f'camera {self.topic}: max_skew_s must be > 0')
         _check(self.resize is None or (len(self.resize) == 2 and min(self.resize) > 0),
@@ -88,11 +108,14 @@ class StateMap:
     keys: typing.Dict[str, int] = field(default_factory=dict)   # groups for the sin/cos layout
     use_receive_time: bool = False
     max_skew_s: float = DEFAULT_MAX_SKEW_S
+    indices: typing.Optional[typing.List[int]] = None   # positions, for messages without names
+    merge: bool = False     # several publishers, each with some of the joints, on one topic
 
     def __post_init__(self):
         """Validate."""
         self.topic = _topic(self.topic, 'state.topic')
         _check(len(self.joints) > 0, 'state.joints must not be empty')
+        _check_selection('state', self.joints, self.indices, self.merge)
         _check(len(set(self.joints)) == len(self.joints), 'state.joints has duplicates')
         _check(self.max_age_s > 0, 'state.max_age_s must be > 0')
         _check(self.max_skew_s > 0, 'state.max_skew_s must be > 0')
@@ -112,6 +135,8 @@ class ActionMap:
     max_age_s: float = 0.1
     use_receive_time: bool = False
     max_skew_s: float = DEFAULT_MAX_SKEW_S
+    indices: typing.Optional[typing.List[int]] = None   # positions, for messages without names
+    merge: bool = False     # several publishers, each with some of the joints, on one topic
 
     def __post_init__(self):
         """Validate."""
@@ -154,7 +179,11 @@ class FeatureMap:
     def __post_init__(self):
         """Validate what spans sections."""
         _check(self.fps > 0, 'fps must be > 0')
-        _check(self.cameras, 'at least one camera is required')
+        _check(self.cameras, 'at least one camera is required: DiT4DiT conditions its actions on '
+               'video, so a joints-only dataset cannot train it (map the camera topic under '
+               'cameras:, and name it as reference)')
+        if self.action.indices is not None:
+            _check_selection('action', self.action_joints, self.action.indices, self.action.merge)
         _check(self.reference in self.cameras,
                f'reference {self.reference!r} is not a camera; cameras: {", ".join(self.cameras)}')
 

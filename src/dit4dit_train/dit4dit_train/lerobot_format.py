@@ -11,8 +11,14 @@ Layout under the dataset root::
 A write session (one ``LeRobotWriter``) only ever adds new data, video and episode files; the
 shared meta files (info, stats, tasks) are written to temporary names and swapped in with
 ``os.replace`` at the very end, ``info.json`` last. A session that fails before that leaves the
-dataset exactly as it was. Video stats in ``stats.json`` are per channel in [0, 1], nested as
-[3, 1, 1] like LeRobot's, from a subsample of each episode's frames.
+dataset exactly as it was. Statistics follow LeRobot 0.6 (see ``lerobot_stats``): per episode in
+``meta/episodes`` (``stats/<feature>/<stat>``) and aggregated in ``meta/stats.json``.
+
+Episodes stream: ``begin_episode`` returns an ``EpisodeStream`` whose frames are encoded as they
+are added, so an episode's length never bounds memory (the writer holds one frame per camera and
+the numeric columns of the current data file). Each frame has a ``timestamp`` (seconds from the
+episode's first frame, on the 1/fps grid, with gaps where frames were dropped): the video frame
+of a row is presented at ``from_timestamp + timestamp``, which is how LeRobot finds it.
 """
 
 import json
@@ -25,6 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import lerobot_stats
+
 CODEBASE_VERSION = 'v3.0'
 CHUNKS_SIZE = 1000
 DATA_FILE_MB = 100
@@ -36,8 +44,9 @@ EPISODES_PATH = 'meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 ENCODER, CODEC, PIX_FMT = 'libx264', 'h264', 'yuv420p'
 CRF = 18            # near-transparent: policies learn from these pixels
 GOP = 8             # keyframe spacing: a random-access read decodes at most GOP - 1 extra frames
-STATS_FRAMES = 8    # frames per episode sampled for the image stats
-STATS_SIDE = 128    # image stats on frames strided down to about this size
+PRESET = 'fast'
+# the encoder for each codec a dataset may already use (appending follows the dataset's codec)
+ENCODERS = {'h264': 'libx264', 'hevc': 'libx265', 'av1': 'libsvtav1'}
 
 STANDARD_FEATURES = {
     'timestamp': {'dtype': 'float32', 'shape': [1], 'names': None},
@@ -117,15 +126,15 @@ class LeRobotWriter:
     Write episodes into a LeRobot v3.0 dataset, one crash-safe session at a time.
 
     ``features`` maps keys to ``{'dtype', 'shape', 'names'}``: ``'video'`` with shape
-    [height, width, 3] (even sizes, for yuv420p), or a numeric dtype with shape [n]. Episodes'
-    video frames are encoded as they are added; their other columns are kept in memory until a
-    data file is full or the session is finalized. Use it as a context manager: leaving the
-    block finalizes, an exception removes everything the session wrote.
+    [height, width, 3] (even sizes, for yuv420p), or a numeric dtype with shape [n]. Frames are
+    encoded as they are added (``begin_episode`` / ``add_episode``); the other columns are kept in
+    memory until a data file is full or the session is finalized. Use it as a context manager:
+    leaving the block finalizes, an exception removes everything the session wrote.
     """
 
     def __init__(self, root, fps: int, features: dict, robot_type: str = '',
                  append: bool = False):
-        """Start a session on ``root``; ``append`` adds to an existing dataset."""
+        """Start a session on ``root``; ``append`` adds to an existing dataset (``--append``)."""
         if int(fps) != fps or fps <= 0:
             raise ValueError(f'fps must be a positive integer, got {fps}')
         self.root = Path(root)
@@ -135,12 +144,14 @@ class LeRobotWriter:
         self._info = {'robot_type': robot_type or None,
                       'features': {**self.features, **STANDARD_FEATURES}}
         self._first_episode = self._first_frame = 0
-        self._tasks, self._stats = {}, {}
+        self._tasks, self._base_stats, self._episode_schema = {}, {}, None
+        self.notes = []             # what the session did that a user should know
         if append and (self.root / 'meta' / 'info.json').is_file():
             self._load_existing()
         elif self.root.exists() and any(self.root.iterdir()):
             raise FileExistsError(
-                f'{self.root} is not empty; pass append=True to add episodes to it' if not append
+                f'{self.root} is not empty; add --append (append=True) to add episodes to it, '
+                'or choose a new --output' if not append
                 else f'{self.root} is not empty and not a LeRobot dataset (no meta/info.json)')
         self._data_file = _next_free(self.root / 'data', '.parquet')
         self._video_file = {k: _next_free(self.root / 'videos' / k, '.mp4')
@@ -149,11 +160,13 @@ class LeRobotWriter:
         self._columns = {}          # column -> arrays buffered for the current data file
         self._buffered = 0          # bytes in self._columns
         self._episodes = []         # this session's episode rows
+        self._episode_stats = []    # this session's per-episode stats, feature -> stats
         self._frames = 0            # frames added in this session
         self._created = []          # files and directories this session made, in order
         self._new_files = []        # data, video and episode files (for the summary)
         self._restore = {}          # meta path -> its bytes before the swap
         self._state = 'open'
+        self._stream = None         # the EpisodeStream being written
         self._summary = None
 
     def __enter__(self):
@@ -168,21 +181,44 @@ class LeRobotWriter:
             self._abort()
         return False
 
-    def add_episode(self, frames: dict, task: str) -> int:
-        """Validate and add one episode (feature key -> array [T, ...]); return its index."""
+    def begin_episode(self, task: str) -> 'EpisodeStream':
+        """Start an episode whose frames are added (and encoded) one at a time."""
         self._check_open()
-        length = self._validate(frames, task)
-        try:
-            return self._write_episode(frames, task, length)
-        except BaseException:
-            self._abort()       # a half-written episode would corrupt the session's files
-            raise
+        if self._stream is not None:
+            raise RuntimeError('an episode is already being written; finish it first')
+        if not isinstance(task, str) or not task.strip():
+            raise ValueError(f'task must be a non-empty string, got {task!r}')
+        self._stream = EpisodeStream(self, task)
+        return self._stream
+
+    def add_episode(self, frames: dict, task: str, timestamps=None) -> int:
+        """
+        Validate and add one whole episode (feature key -> array [T, ...]); return its index.
+
+        ``timestamps`` (seconds from the first frame, on the 1/fps grid) default to k / fps.
+        """
+        self._check_open()
+        if not isinstance(task, str) or not task.strip():
+            raise ValueError(f'task must be a non-empty string, got {task!r}')
+        length = self._validate(frames)
+        if timestamps is None:
+            timestamps = np.arange(length) / self.fps
+        if len(timestamps) != length:
+            raise ValueError(f'{len(timestamps)} timestamps for {length} frames')
+        stream = self.begin_episode(task)
+        for k in range(length):
+            stream.add_frame({key: frames[key][k] for key in self.video_keys}, timestamps[k])
+        return stream.finish({key: frames[key] for key in self.features
+                              if key not in self.video_keys})
 
     def finalize(self) -> dict:
         """Write the session's remaining files and swap in the meta; return a summary."""
         if self._state == 'done':
             return self._summary
         self._check_open()
+        if self._stream is not None:
+            self._abort()
+            raise RuntimeError('finalize() with an unfinished episode: the session was removed')
         try:
             if self._episodes:
                 self._commit()
@@ -193,7 +229,7 @@ class LeRobotWriter:
         self._summary = {
             'episodes': len(self._episodes), 'frames': self._frames,
             'total_episodes': self._first_episode + len(self._episodes),
-            'total_frames': self._first_frame + self._frames,
+            'total_frames': self._first_frame + self._frames, 'notes': list(self.notes),
             'files': [p.relative_to(self.root).as_posix() for p in self._new_files]}
         return self._summary
 
@@ -204,23 +240,29 @@ class LeRobotWriter:
         problems = _differences(info, self.features, self.fps)
         if problems:
             raise ValueError(f'cannot append to {self.root}: ' + '; '.join(problems))
+        for key in self.video_keys:      # new videos follow the dataset's codec and settings
+            self.features[key]['info'] = _append_video_info(key, info['features'][key])
+            info['features'][key] = {**info['features'][key], 'info': self.features[key]['info']}
         self._info = info
         self._first_episode = int(info['total_episodes'])
         self._first_frame = int(info['total_frames'])
         self._tasks = {task: index for index, task in read_tasks(self.root).items()}
         stats_path = self.root / 'meta' / 'stats.json'
         if stats_path.is_file():
-            self._stats = {key: _Stats.from_json(entry)
-                           for key, entry in json.loads(stats_path.read_text()).items()
-                           if {'min', 'max', 'mean', 'std', 'count'} <= set(entry)}
+            self._base_stats = {key: lerobot_stats.from_json(entry) for key, entry in
+                                json.loads(stats_path.read_text()).items()}
+        files = _numbered_files(self.root / 'meta' / 'episodes', '.parquet')
+        if files:
+            self._episode_schema = pq.read_schema(files[-1])
+            if not any(n.startswith('stats/') for n in self._episode_schema.names):
+                self.notes.append('meta/episodes of the dataset has no per-episode stats '
+                                  'columns; the new episodes follow its schema without them')
 
     def _check_open(self):
         if self._state != 'open':
             raise RuntimeError(f'this LeRobotWriter session is already {self._state}')
 
-    def _validate(self, frames, task):
-        if not isinstance(task, str) or not task.strip():
-            raise ValueError(f'task must be a non-empty string, got {task!r}')
+    def _validate(self, frames):
         unknown, missing = set(frames) - set(self.features), set(self.features) - set(frames)
         if unknown or missing:
             raise ValueError(f'frames: unknown feature(s) {sorted(unknown)}, '
@@ -233,34 +275,39 @@ class LeRobotWriter:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _write_episode(self, frames, task, length):
+    def _finish_episode(self, stream, columns, ticks, video_spans):
+        """Add the numeric columns of a streamed episode; return its index."""
+        length = len(ticks)
         index = self._first_episode + len(self._episodes)
         start = self._first_frame + self._frames
-        task_index = self._tasks.setdefault(task, max(self._tasks.values(), default=-1) + 1)
-        row = {'episode_index': index, 'tasks': [task], 'length': length,
+        task_index = self._tasks.setdefault(
+            stream.task, max(self._tasks.values(), default=-1) + 1)
+        row = {'episode_index': index, 'tasks': [stream.task], 'length': length,
                'data/chunk_index': self._data_file[0], 'data/file_index': self._data_file[1],
                'dataset_from_index': start, 'dataset_to_index': start + length}
         for key in self.video_keys:
-            video = self._video(key)
-            begin, end = video.add(frames[key])
+            video, (begin, end) = self._videos[key], video_spans[key]
             row.update({f'videos/{key}/chunk_index': video.chunk_file[0],
                         f'videos/{key}/file_index': video.chunk_file[1],
                         f'videos/{key}/from_timestamp': begin,
                         f'videos/{key}/to_timestamp': end})
-            self._add_stats(key, _image_stats(frames[key]))
-        columns = {key: frames[key] for key in self.features if key not in self.video_keys}
+        columns = dict(columns)
         columns.update({
-            'timestamp': (np.arange(length) / self.fps).astype(np.float32),
+            'timestamp': (np.asarray(ticks) / self.fps).astype(np.float32),
             'frame_index': np.arange(length, dtype=np.int64),
             'episode_index': np.full(length, index, np.int64),
             'index': np.arange(start, start + length, dtype=np.int64),
             'task_index': np.full(length, task_index, np.int64)})
+        stats = {key: stream.image_stats[key].stats() for key in self.video_keys}
         for key, values in columns.items():
             values = values.astype(self._info['features'][key]['dtype'])
             self._columns.setdefault(key, []).append(values)
             self._buffered += values.nbytes
-            self._add_stats(key, _Stats.of(values.reshape(length, -1)))
+            stats[key] = lerobot_stats.vector_stats(values.reshape(length, -1))
+        row.update(lerobot_stats.episode_columns(
+            {key: stats[key] for key in self._info['features'] if key in stats}))
         self._episodes.append(row)
+        self._episode_stats.append(stats)
         self._frames += length
         if self._buffered >= DATA_FILE_MB * 2 ** 20:
             self._flush_data()
@@ -277,12 +324,9 @@ class LeRobotWriter:
             c, f = self._video_file[key]
             path = self._new_path(VIDEO_PATH.format(video_key=key, chunk_index=c, file_index=f))
             height, width, _ = self.features[key]['shape']
-            video = self._videos[key] = _VideoFile(path, (c, f), self.fps, height, width)
+            video = self._videos[key] = _VideoFile(path, (c, f), self.fps, height, width,
+                                                   self.features[key]['info'])
         return video
-
-    def _add_stats(self, key, stats):
-        old = self._stats.get(key)
-        self._stats[key] = stats if old is None else old.merge(stats)
 
     def _flush_data(self):
         if not self._columns:
@@ -320,11 +364,10 @@ class LeRobotWriter:
             row.update({'meta/episodes/chunk_index': c, 'meta/episodes/file_index': f})
         episodes = self.root / EPISODES_PATH.format(chunk_index=c, file_index=f)
         self._new_files.append(episodes)
-        stats = {key: s.to_json(key in self.video_keys) for key, s in self._stats.items()}
         staged = [(final, self._stage(final, write, content)) for final, write, content in (
             (episodes, _write_parquet, self._episodes_table()),
             (meta / 'tasks.parquet', _write_parquet, _tasks_table(self._tasks)),
-            (meta / 'stats.json', _write_json, stats),
+            (meta / 'stats.json', _write_json, self._dataset_stats()),
             (meta / 'info.json', _write_json, self._final_info()))]
         for final, temporary in staged:       # info.json last: it is what readers trust
             old = final.read_bytes() if final.exists() else None
@@ -333,6 +376,16 @@ class LeRobotWriter:
                 self._created.append(final)
             else:
                 self._restore[final] = old
+
+    def _dataset_stats(self):
+        """Return ``stats.json``: the dataset's before this session with every new episode's."""
+        out = {}
+        for key in self._info['features']:
+            parts = [self._base_stats.get(key)] + [s.get(key) for s in self._episode_stats]
+            merged = lerobot_stats.aggregate([p for p in parts if p])
+            if merged:
+                out[key] = lerobot_stats.to_json(merged)
+        return out
 
     def _stage(self, final, write, content):
         """Write ``content`` next to ``final`` under a temporary name; return that name."""
@@ -343,10 +396,20 @@ class LeRobotWriter:
         return temporary
 
     def _episodes_table(self):
-        columns = episode_columns(self._info) + ['meta/episodes/chunk_index',
-                                                 'meta/episodes/file_index']
-        schema = pa.schema([(c, _episode_column_type(c)) for c in columns])
-        return pa.Table.from_pylist(self._episodes, schema=schema)
+        base = episode_columns(self._info)
+        stats = [k for k in self._episodes[0] if k.startswith('stats/')]
+        names = base + stats + ['meta/episodes/chunk_index', 'meta/episodes/file_index']
+        table = pa.Table.from_pydict({n: [row[n] for row in self._episodes] for n in names})
+        table = table.cast(pa.schema([(n, _episode_column_type(n)) if not n.startswith('stats/')
+                                      else table.schema.field(n) for n in names]))
+        if self._episode_schema is None:
+            return table
+        # appending: the new file has the dataset's columns and types (readers concatenate files)
+        missing = [n for n in self._episode_schema.names if n not in names]
+        if missing:
+            raise ValueError(f'{self.root}: meta/episodes has column(s) this writer cannot fill: '
+                             f'{", ".join(missing[:6])}{" ..." if len(missing) > 6 else ""}')
+        return table.select(self._episode_schema.names).cast(self._episode_schema)
 
     def _final_info(self):
         episodes = self._first_episode + len(self._episodes)
@@ -381,6 +444,96 @@ class LeRobotWriter:
                     path.unlink(missing_ok=True)
 
 
+class EpisodeStream:
+    """
+    One episode being written: ``add_frame`` per frame (encoded at once), then ``finish``.
+
+    Any error while it is open removes the writer's whole session (a half-written episode would
+    corrupt the session's video files), as ``add_episode`` does.
+    """
+
+    def __init__(self, writer: LeRobotWriter, task: str):
+        """Start an episode of ``writer`` (use ``writer.begin_episode``)."""
+        self.writer, self.task = writer, task
+        self.ticks = []
+        self.image_stats = {key: lerobot_stats.ImageStats() for key in writer.video_keys}
+
+    def __len__(self) -> int:
+        """Return the frames added so far."""
+        return len(self.ticks)
+
+    def add_frame(self, images: dict, timestamp: float):
+        """Encode one frame of every camera (key -> (H, W, 3) uint8) at ``timestamp`` seconds."""
+        writer = self.writer
+        try:
+            tick = self._tick(timestamp)
+            if set(images) != set(writer.video_keys):
+                raise ValueError(f'frame: cameras {sorted(images)}, the dataset has '
+                                 f'{sorted(writer.video_keys)}')
+            for key in writer.video_keys:
+                image = images[key]
+                shape = writer.features[key]['shape']
+                if not (isinstance(image, np.ndarray) and image.dtype == np.uint8
+                        and list(image.shape) == shape):
+                    raise ValueError(f"'{key}': expected a {shape} uint8 frame, got "
+                                     f'{getattr(image, "shape", type(image).__name__)} '
+                                     f'{getattr(image, "dtype", "")}')
+            for key in writer.video_keys:
+                video = writer._video(key) if not self.ticks else writer._videos[key]
+                if not self.ticks:
+                    video.begin_episode()
+                video.add(images[key], tick)
+                self.image_stats[key].add(images[key])
+        except BaseException:
+            writer._stream = None
+            writer._abort()
+            raise
+        self.ticks.append(tick)
+
+    def cancel(self):
+        """Drop an episode to which no frame was added (e.g. every frame was undecodable)."""
+        if self.ticks:
+            self.writer._abort()
+            raise RuntimeError('cancel() after frames were encoded: the session was removed')
+        self.writer._stream = None
+
+    def finish(self, columns: dict) -> int:
+        """Add the numeric features (key -> [T, n], T = frames added); return the index."""
+        writer = self.writer
+        try:
+            expected = set(writer.features) - set(writer.video_keys)
+            if set(columns) != expected:
+                raise ValueError(f'finish: numeric feature(s) {sorted(columns)}, expected '
+                                 f'{sorted(expected)}')
+            if not self.ticks:
+                raise ValueError(f"'{self.task}': an episode needs at least one frame")
+            for key, values in columns.items():
+                if _checked_length(key, values, writer.features[key]) != len(self.ticks):
+                    raise ValueError(f"'{key}': {len(values)} rows for {len(self.ticks)} frames")
+            spans = {key: writer._videos[key].end_episode() for key in writer.video_keys}
+            return writer._finish_episode(self, columns, self.ticks, spans)
+        except BaseException:
+            writer._abort()
+            raise
+        finally:
+            writer._stream = None
+
+    def _tick(self, timestamp):
+        """Return ``timestamp`` as a 1/fps grid index after the previous frame's."""
+        fps = self.writer.fps
+        value = float(timestamp) * fps
+        tick = int(round(value))
+        if not np.isfinite(value) or abs(value - tick) > 1e-3 or tick < 0:
+            raise ValueError(f'timestamp {timestamp!r}: frames sit on the 1/{fps} s grid '
+                             '(k / fps, k >= 0)')
+        if self.ticks and tick <= self.ticks[-1]:
+            raise ValueError(f'timestamp {timestamp!r} is not after the previous frame '
+                             f'({self.ticks[-1] / fps:g} s)')
+        if not self.ticks and tick != 0:
+            raise ValueError(f'an episode starts at timestamp 0, got {timestamp!r}')
+        return tick
+
+
 def write_mp4(path, images, fps: int) -> Path:
     """Encode ``images`` [T, H, W, 3] uint8 (even H and W) as an h264 mp4 at ``path``."""
     images = np.asarray(images)
@@ -388,32 +541,51 @@ def write_mp4(path, images, fps: int) -> Path:
         raise ValueError(f'expected [T, H, W, 3] images, got {images.shape}')
     video = _VideoFile(Path(path), 0, int(fps), images.shape[1], images.shape[2])
     try:
-        video.add(images)
+        video.begin_episode()
+        for k, image in enumerate(images):
+            video.add(image, k)
+        video.end_episode()
     finally:
         video.close()
     return Path(path)
 
 
 class _VideoFile:
-    """One mp4 file of a session: the frames of consecutive episodes, encoded as they come."""
+    """
+    One mp4 file of a session: the frames of consecutive episodes, encoded as they come.
 
-    def __init__(self, path, chunk_file, fps, height, width):
-        self.path, self.chunk_file, self.frames, self.fps = path, chunk_file, 0, fps
+    Time base 1/fps: an episode starts where the previous one ended (``cursor``); its frame at
+    grid tick k is presented at (start + k) / fps, so dropped ticks leave gaps in time.
+    """
+
+    def __init__(self, path, chunk_file, fps, height, width, info=None):
+        info = info or {}
+        codec = info.get('video.codec', CODEC)
+        self.path, self.chunk_file, self.fps = path, chunk_file, fps
+        self.cursor, self._start, self._last = 0, 0, -1
         self._container = av.open(str(path), mode='w')
-        self._stream = self._container.add_stream(ENCODER, rate=fps)
-        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, PIX_FMT
-        self._stream.codec_context.gop_size = GOP
-        self._stream.options = {'crf': str(CRF), 'preset': 'fast'}
+        self._stream = self._container.add_stream(ENCODERS.get(codec, ENCODER), rate=fps)
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = info.get('video.pix_fmt', PIX_FMT)
+        self._stream.codec_context.gop_size = int(info.get('video.g') or GOP)
+        options = {'crf': info.get('video.crf', CRF), 'preset': info.get('video.preset', PRESET)}
+        self._stream.options = {k: str(v) for k, v in options.items() if v is not None}
 
-    def add(self, images):
-        """Encode ``images`` [T, H, W, 3]; return their (from, to) time span in the file."""
-        begin = self.frames
-        for image in images:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format='rgb24')
-            frame.pts = self.frames     # time base 1/fps: frame k is shown at k / fps
-            self.frames += 1
-            self._container.mux(self._stream.encode(frame))
-        return begin / self.fps, self.frames / self.fps
+    def begin_episode(self):
+        """Start an episode at the end of the previous one."""
+        self._start, self._last = self.cursor, -1
+
+    def add(self, image, tick: int):
+        """Encode one (H, W, 3) uint8 frame at the episode's grid tick ``tick``."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format='rgb24')
+        frame.pts = self._start + int(tick)
+        self._last = int(tick)
+        self._container.mux(self._stream.encode(frame))
+
+    def end_episode(self):
+        """Return the episode's (from, to) time span in the file; the next one starts at to."""
+        self.cursor = self._start + self._last + 1
+        return self._start / self.fps, self.cursor / self.fps
 
     def size(self):
         """Return the bytes written so far (the muxer creates the file at its first packet)."""
@@ -425,54 +597,6 @@ class _VideoFile:
             container, self._container = self._container, None
             container.mux(self._stream.encode(None))
             container.close()
-
-
-class _Stats:
-    """Min, max, mean and variance per component, mergeable across episodes and sessions."""
-
-    def __init__(self, count, mean, m2, low, high):
-        self.count, self.mean, self.m2, self.low, self.high = count, mean, m2, low, high
-
-    @classmethod
-    def of(cls, values, count=None):
-        """Return the stats of ``values`` [n, d], weighted as ``count`` samples (default n)."""
-        values = np.asarray(values, np.float64)
-        count = len(values) if count is None else count
-        return cls(count, values.mean(axis=0), values.var(axis=0) * count,
-                   values.min(axis=0), values.max(axis=0))
-
-    @classmethod
-    def from_json(cls, entry):
-        """Return the stats stored in a ``stats.json`` entry."""
-        flat = {k: np.asarray(entry[k], np.float64).reshape(-1)
-                for k in ('min', 'max', 'mean', 'std')}
-        count = int(np.asarray(entry['count']).reshape(-1)[0])
-        return cls(count, flat['mean'], flat['std'] ** 2 * count, flat['min'], flat['max'])
-
-    def merge(self, other):
-        """Return the stats of both samples together (Chan et al.'s pairwise update)."""
-        count = self.count + other.count
-        delta = other.mean - self.mean
-        return _Stats(count, self.mean + delta * other.count / count,
-                      self.m2 + other.m2 + delta ** 2 * self.count * other.count / count,
-                      np.minimum(self.low, other.low), np.maximum(self.high, other.high))
-
-    def to_json(self, image=False):
-        """Return the ``stats.json`` entry; images get LeRobot's [3, 1, 1] nesting."""
-        shape = (-1, 1, 1) if image else (-1,)
-        values = {'min': self.low, 'max': self.high, 'mean': self.mean,
-                  'std': np.sqrt(self.m2 / self.count)}
-        entry = {k: np.asarray(v).reshape(shape).tolist() for k, v in values.items()}
-        return {**entry, 'count': [int(self.count)]}
-
-
-def _image_stats(images):
-    """Return per-channel stats in [0, 1] of a few strided frames, weighted per frame."""
-    picks = np.unique(np.linspace(0, len(images) - 1, min(len(images), STATS_FRAMES)).round())
-    stride = max(1, max(images.shape[1:3]) // STATS_SIDE)
-    sample = images[picks.astype(int), ::stride, ::stride].reshape(-1, 3) / 255.0
-    # counted in frames, as LeRobot does; frames have equal sizes so merging stays exact
-    return _Stats.of(sample, count=len(picks))
 
 
 def _normalise_features(features, fps):
@@ -498,13 +622,33 @@ def _normalise_features(features, fps):
 
 
 def _video_feature(key, shape, fps):
+    """Return a video feature with the ``info`` LeRobot 0.6 writes (stream and encoder fields)."""
     if len(shape) != 3 or shape[2] != 3 or shape[0] % 2 or shape[1] % 2 or min(shape) < 2:
         raise ValueError(f"feature '{key}': video shape must be [height, width, 3] with even "
                          f'height and width ({PIX_FMT}), got {shape}')
     return {'dtype': 'video', 'shape': shape, 'names': ['height', 'width', 'channels'],
             'info': {'video.height': shape[0], 'video.width': shape[1], 'video.codec': CODEC,
-                     'video.pix_fmt': PIX_FMT, 'video.is_depth_map': False, 'video.fps': fps,
-                     'video.channels': 3, 'has_audio': False}}
+                     'video.pix_fmt': PIX_FMT, 'video.fps': fps, 'video.channels': 3,
+                     'has_audio': False, 'video.g': GOP, 'video.crf': CRF,
+                     'video.preset': PRESET, 'video.fast_decode': 0,
+                     'video.video_backend': 'pyav', 'video.extra_options': {},
+                     'is_depth_map': False}}
+
+
+def _append_video_info(key, existing):
+    """Return the ``info`` of a video feature being appended to (its codec is followed)."""
+    info = dict(existing.get('info') or existing.get('video_info') or {})
+    if 'video.is_depth_map' in info:        # the suite's older name for LeRobot's key
+        info.setdefault('is_depth_map', info.pop('video.is_depth_map'))
+    codec = info.get('video.codec', CODEC)
+    if codec not in ENCODERS or info.get('is_depth_map'):
+        raise ValueError(f"cannot append to '{key}': its videos are {codec!r}"
+                         f"{' depth maps' if info.get('is_depth_map') else ''}; this writer "
+                         f'encodes {", ".join(sorted(ENCODERS))} colour video')
+    if info.get('video.pix_fmt', PIX_FMT) != PIX_FMT:
+        raise ValueError(f"cannot append to '{key}': pix_fmt {info['video.pix_fmt']!r}, this "
+                         f'writer encodes {PIX_FMT}')
+    return info
 
 
 def _differences(info, features, fps):

@@ -63,6 +63,7 @@ class AlignedFrame:
     ref_stamp: int
     sources: typing.Dict[str, int]
     source_stamps: typing.Dict[str, int]
+    tick: int = 0          # the grid tick it fills: its time is tick / fps from the first tick
 
 
 @dataclass
@@ -72,16 +73,48 @@ class SyncReport:
     frames_kept: int = 0
     dropped: typing.Dict[str, int] = field(default_factory=dict)
     max_age_s: typing.Dict[str, float] = field(default_factory=dict)
+    gaps: typing.Dict[str, float] = field(default_factory=dict)
+    warnings: typing.List[str] = field(default_factory=list)
 
-    def drop(self, reason: str):
-        """Count a dropped frame."""
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+    def drop(self, reason: str, count: int = 1):
+        """Count ``count`` dropped frames."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
 
     def to_dict(self) -> dict:
         """Return plain data for the JSON report."""
         return {'frames_kept': self.frames_kept, 'frames_dropped': sum(self.dropped.values()),
                 'dropped_by_reason': dict(sorted(self.dropped.items())),
-                'max_age_s': {k: round(v, 6) for k, v in sorted(self.max_age_s.items())}}
+                'max_age_s': {k: round(v, 6) for k, v in sorted(self.max_age_s.items())},
+                'frame_gaps': self.gaps, 'warnings': list(self.warnings)}
+
+
+def gap_stats(ticks, fps: float) -> dict:
+    """
+    Return how the kept frames are spaced: the timeline a dataset's ``timestamp`` column shows.
+
+    ``ticks`` are the grid ticks of the kept frames (ascending). A gap is a step of more than one
+    tick (a dropped frame in between); the dataset keeps real time across it.
+    """
+    ticks = np.asarray(ticks, np.int64)
+    steps = np.diff(ticks)
+    wide = steps[steps > 1]
+    return {'span_s': round(float(ticks[-1] - ticks[0]) / fps, 4) if len(ticks) else 0.0,
+            'gaps': int(len(wide)), 'ticks_missing': int((wide - 1).sum()),
+            'largest_gap_s': round(float(steps.max()) / fps, 4) if len(steps) else 0.0}
+
+
+def camera_rate_warning(stream: 'Stream', start_ns: int, end_ns: int, fps: float):
+    """Return a warning when ``fps`` exceeds what the camera delivered in [start, end], or ''."""
+    inside = stream.stamps[(stream.stamps >= start_ns) & (stream.stamps <= end_ns)]
+    if len(inside) < 3:
+        return ''
+    rate = (len(inside) - 1) / ((inside[-1] - inside[0]) * 1e-9) if inside[-1] > inside[0] \
+        else float('inf')
+    if fps <= rate * 1.05:
+        return ''
+    return (f'fps {fps:g} exceeds what the reference camera {stream.label} delivered '
+            f'({rate:.1f} frames/s): every tick without a new frame is dropped, so rows are '
+            f'uneven in time (their timestamps stay real); choose fps <= {rate:.0f}')
 
 
 class ClockError(ValueError):
@@ -145,7 +178,7 @@ def align(reference: Stream, features: typing.Sequence[Stream], start_ns: int, e
     """
     report = report or SyncReport()
     frames, last_ref = [], None
-    for tick in grid_ticks(start_ns, end_ns, fps):
+    for number, tick in enumerate(grid_ticks(start_ns, end_ns, fps)):
         hit = reference.asof(int(tick))
         if hit is None or (tick - hit[1]) * 1e-9 > reference.max_age_s:
             report.drop(f'{reference.name}: no frame within {reference.max_age_s} s')
@@ -171,6 +204,9 @@ def align(reference: Stream, features: typing.Sequence[Stream], start_ns: int, e
             report.max_age_s[name] = max(report.max_age_s.get(name, 0.0),
                                          (ref_stamp - stamp) * 1e-9)
         last_ref = ref_index
-        frames.append(AlignedFrame(ref_index, ref_stamp, sources, stamps))
+        frames.append(AlignedFrame(ref_index, ref_stamp, sources, stamps, number))
     report.frames_kept += len(frames)
+    warning = camera_rate_warning(reference, start_ns, end_ns, fps)
+    if warning:
+        report.warnings.append(warning)
     return frames, report

@@ -24,6 +24,15 @@ def _time(store, ns):
     return store.types['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9)
 
 
+def _jpeg(rgb, corrupt=False):
+    import cv2
+
+    if corrupt:     # a JPEG start marker and then nothing a decoder can use
+        return np.frombuffer(b'\xff\xd8\xff\xe0' + b'\x00' * 64, np.uint8).copy()
+    ok, data = cv2.imencode('.jpg', rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return data.reshape(-1)
+
+
 def _header(store, ns, frame=''):
     return store.types['std_msgs/msg/Header'](stamp=_time(store, ns), frame_id=frame)
 
@@ -31,12 +40,18 @@ def _header(store, ns, frame=''):
 def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=100.0,
               cmd_hz=50.0, episodes=(('pick the red cube', 1),), with_events=True,
               with_command=True, size=(24, 32), start_ns=1_000_000_000, joint_names=JOINTS,
-              textured=False, camera_clock_ns=0):
+              textured=False, camera_clock_ns=0, camera_drop_every=0, compressed=False,
+              corrupt_frames=(), state_publishers=None, unnamed_state=False):
     """
-    Write a bag; return the camera stamps (ns).
+    Write a bag; return the camera stamps (ns) of the frames written.
 
     ``camera_clock_ns`` is added to the camera's header stamps only (not to its receive times):
-    a camera stamping with its own clock, or a skewed one.
+    a camera stamping with its own clock, or a skewed one. ``camera_drop_every`` N > 0 leaves
+    out every Nth camera frame (frame numbers k with k % N == N - 1: a camera dropping frames).
+    ``compressed`` writes JPEG CompressedImage frames; those in ``corrupt_frames`` hold bytes
+    no decoder accepts. ``state_publishers`` (lists of joint names) publish the joint state as
+    one message per list, as separate publishers would; ``unnamed_state`` publishes positions in
+    ``joint_names`` order with an empty ``name``.
 
     ``episodes``: (instruction, end event kind) per episode, spread evenly over the recording,
     each taking its middle 80 %. Joint messages list their joints in reverse order to exercise the
@@ -44,7 +59,10 @@ def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=10
     """
     ts = store.types
     h, w = size
-    cam = start_ns + (np.arange(int(seconds * cam_hz)) * 1e9 / cam_hz).astype(np.int64)
+    numbers = np.arange(int(seconds * cam_hz))
+    if camera_drop_every:
+        numbers = numbers[numbers % camera_drop_every != camera_drop_every - 1]
+    cam = start_ns + (numbers * 1e9 / cam_hz).astype(np.int64)
     joints = start_ns + (np.arange(int(seconds * joint_hz)) * 1e9 / joint_hz).astype(np.int64)
     cmds = start_ns + 3_000_000 + (np.arange(int(seconds * cmd_hz)) * 1e9 / cmd_hz).astype(
         np.int64)
@@ -53,8 +71,8 @@ def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=10
         yy, xx = np.mgrid[0:h, 0:w]
         pattern = ((np.sin(xx / 7.0) + np.cos(yy / 5.0)) * 40).astype(np.int16)
     with Writer(path, version=9, storage_plugin=STORAGES[storage]) as writer:
-        c_img = writer.add_connection('/camera/image_raw', 'sensor_msgs/msg/Image',
-                                      typestore=store)
+        image_type = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
+        c_img = writer.add_connection('/camera/image_raw', image_type, typestore=store)
         c_js = writer.add_connection('/joint_states', 'sensor_msgs/msg/JointState',
                                      typestore=store)
         c_cmd = writer.add_connection('/dit4dit/joint_command', 'sensor_msgs/msg/JointState',
@@ -62,23 +80,28 @@ def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=10
         c_ev = writer.add_connection('/dit4dit/episode_event', 'dit4dit_msgs/msg/EpisodeEvent',
                                      typestore=store) if with_events else None
         msgs = []
-        for k, t in enumerate(cam):
+        for k, t in zip(numbers, cam):
             data = np.full((h, w, 3), grey(k), np.uint8)
             if pattern is not None:
                 shifted = np.roll(pattern, 3 * k, axis=1)[..., None] + data
                 data = np.clip(shifted, 0, 255).astype(np.uint8)
-            img = ts['sensor_msgs/msg/Image'](
-                header=_header(store, int(t) + camera_clock_ns, 'head'), height=h, width=w,
-                encoding='rgb8',
-                is_bigendian=0, step=w * 3, data=data.reshape(-1))
-            msgs.append((int(t) + 4_000_000, c_img, img, 'sensor_msgs/msg/Image'))
+            header = _header(store, int(t) + camera_clock_ns, 'head')
+            if compressed:
+                img = ts[image_type](header=header, format='jpeg', data=_jpeg(
+                    data, corrupt=k in corrupt_frames))
+            else:
+                img = ts[image_type](header=header, height=h, width=w, encoding='rgb8',
+                                     is_bigendian=0, step=w * 3, data=data.reshape(-1))
+            msgs.append((int(t) + 4_000_000, c_img, img, image_type))
+        publishers = state_publishers or [list(reversed(joint_names))]
         for t in joints:
-            names = list(reversed(joint_names))
-            pos = np.array([t * 1e-9 + 10 * i for i in range(len(joint_names))])[::-1]
-            js = ts['sensor_msgs/msg/JointState'](
-                header=_header(store, int(t)), name=names, position=pos.copy(),
-                velocity=np.zeros(0), effort=np.zeros(0))
-            msgs.append((int(t) + 1_000_000, c_js, js, 'sensor_msgs/msg/JointState'))
+            values = {j: t * 1e-9 + 10 * i for i, j in enumerate(joint_names)}
+            for p, names in enumerate(publishers):
+                pos = np.array([values[j] for j in (joint_names if unnamed_state else names)])
+                js = ts['sensor_msgs/msg/JointState'](
+                    header=_header(store, int(t)), name=[] if unnamed_state else list(names),
+                    position=pos, velocity=np.zeros(0), effort=np.zeros(0))
+                msgs.append((int(t) + 1_000_000 + p, c_js, js, 'sensor_msgs/msg/JointState'))
         if with_command:
             for t in cmds:
                 pos = np.array([t * 1e-9 + 100 + 10 * i for i in range(len(joint_names))])
