@@ -27,6 +27,7 @@ setup(
     entry_points={
         'console_scripts': [
             'convert = dit4dit_train.convert:main',
+            'validate = dit4dit_train.validate:main',
             'train = dit4dit_train.train:main',
             'evaluate = dit4dit_train.evaluate:main',
             'bag_recorder = dit4dit_train.nodes.recorder:main',

@@ -3,8 +3,8 @@ Reading rosbag2 directories (mcap or sqlite3) for conversion, in two passes.
 
 Pass 1 (``index_bag``) deserialises every message of the mapped topics once and keeps only what
 alignment needs: stamps for the cameras, joint vectors for state and commands, episode events and
-task strings. Pass 2 (``read_images``) decodes only the camera frames that alignment kept, so a
-long bag never has to sit in memory as images.
+task strings. Pass 2 (``iter_images``) decodes only the camera frames that alignment kept, one at
+a time, so a long bag never has to sit in memory as images.
 
 Stamps are the message's ``header.stamp`` (the robot's capture time) when it has a non-zero one,
 otherwise the bag's receive time, which is also used for a topic the map marks
@@ -71,7 +71,10 @@ def _open(path: Path, typestore):
         reader = AnyReader([path], default_typestore=typestore)
         reader.open()
     except Exception as exc:  # rosbags raises several types for damaged bags
-        raise BagError(f'{path}: cannot open the bag ({type(exc).__name__}: {exc})') from exc
+        raise BagError(f'{path}: cannot open the bag ({type(exc).__name__}: {exc}); a bag cut '
+                       'short (recording interrupted) can be recovered up to the damage: python '
+                       '-m dit4dit_train.bag_repair BAG --output REPAIRED, then convert '
+                       'REPAIRED') from exc
     return reader
 
 

@@ -3,13 +3,16 @@ Convert rosbag2 recordings to a LeRobot v3 dataset: ``python -m dit4dit_train.co
 
     python -m dit4dit_train.convert BAG_DIR [BAG_DIR ...] --map g1_dex3 --output DATASET [--append]
 
-Every bag is read and aligned before anything is written (a corrupt, truncated or topic-less bag
-stops the run with its reason and leaves an existing dataset untouched). Episodes are cut at the
-suite's episode events (START .. SUCCESS/FAILURE/ABORT); a bag without events is one episode.
-Frames follow the reference camera resampled to the map's fps; every other feature is the latest
-message at or before the frame, within its max age (see sync.py). A JSON sync report per episode
-(kept and dropped frames with reasons, the largest age used per feature) is written next to the
-dataset's metadata, and a one-line summary ends the run.
+Every bag is indexed and aligned before anything is written (a corrupt, truncated or topic-less
+bag, or a topic on another clock, stops the run with its reason and leaves an existing dataset
+untouched). Episodes are cut at the suite's episode events (START .. SUCCESS/FAILURE/ABORT); a bag
+without events is one episode. Rows follow the reference camera resampled to the map's fps; every
+other feature is the latest message at or before the frame, within its max age (see sync.py); the
+``timestamp`` column keeps real time across dropped ticks. Then each bag is read once more and its
+frames are decoded, assembled into rows and encoded as they come (``RowAssembler``), so memory
+does not grow with an episode's length. A JSON sync report per episode (kept and dropped frames
+with reasons, the largest age used per feature, frame gaps, warnings) is written next to the
+dataset's metadata, and a one-line summary ends the run. The map's format: docs/feature-maps.md.
 """
 
 import argparse

@@ -80,19 +80,21 @@ def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=10
         c_ev = writer.add_connection('/dit4dit/episode_event', 'dit4dit_msgs/msg/EpisodeEvent',
                                      typestore=store) if with_events else None
         msgs = []
-        for k, t in zip(numbers, cam):
+
+        def camera_message(k, t):     # made while writing: a long bag never sits in memory
             data = np.full((h, w, 3), grey(k), np.uint8)
             if pattern is not None:
                 shifted = np.roll(pattern, 3 * k, axis=1)[..., None] + data
                 data = np.clip(shifted, 0, 255).astype(np.uint8)
             header = _header(store, int(t) + camera_clock_ns, 'head')
             if compressed:
-                img = ts[image_type](header=header, format='jpeg', data=_jpeg(
+                return ts[image_type](header=header, format='jpeg', data=_jpeg(
                     data, corrupt=k in corrupt_frames))
-            else:
-                img = ts[image_type](header=header, height=h, width=w, encoding='rgb8',
-                                     is_bigendian=0, step=w * 3, data=data.reshape(-1))
-            msgs.append((int(t) + 4_000_000, c_img, img, image_type))
+            return ts[image_type](header=header, height=h, width=w, encoding='rgb8',
+                                  is_bigendian=0, step=w * 3, data=data.reshape(-1))
+
+        for k, t in zip(numbers, cam):
+            msgs.append((int(t) + 4_000_000, c_img, (int(k), int(t)), image_type))
         publishers = state_publishers or [list(reversed(joint_names))]
         for t in joints:
             values = {j: t * 1e-9 + 10 * i for i, j in enumerate(joint_names)}
@@ -121,5 +123,7 @@ def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=10
                                 message='')
                     msgs.append((t, c_ev, ev, 'dit4dit_msgs/msg/EpisodeEvent'))
         for log, conn, msg, typ in sorted(msgs, key=lambda m: m[0]):
+            if conn is c_img:
+                msg = camera_message(*msg)
             writer.write(conn, log, store.serialize_cdr(msg, typ))
     return cam

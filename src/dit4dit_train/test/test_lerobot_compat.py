@@ -128,3 +128,23 @@ def test_images_stored_in_parquet_are_refused_at_load_time(tmp_path):
     with pytest.raises(ValueError, match='images in parquet.*convert_image_to_video'):
         LeRobotDataset(root)
     assert pq.read_schema(next((root / 'data').rglob('*.parquet')))
+
+
+def test_validate_command_reports_problems_and_notes(tmp_path, capsys):
+    from dit4dit_train.validate import main
+
+    root = tmp_path / 'ds'
+    write_dataset(root)
+    assert main([str(root)]) == 0
+    assert 'valid LeRobot v3.0, 3 episodes, 24 frames at 10 fps, 0 note(s)' in \
+        capsys.readouterr().out
+    stats = json.loads((root / 'meta/stats.json').read_text())
+    for entry in stats.values():
+        del entry['q01']
+    (root / 'meta/stats.json').write_text(json.dumps(stats))
+    assert main([str(root)]) == 0
+    assert 'QUANTILES normalisation needs them' in capsys.readouterr().out
+    next((root / 'data').rglob('*.parquet')).unlink()
+    assert main([str(root)]) == 1
+    captured = capsys.readouterr()
+    assert 'problem(s)' in captured.out and 'is missing' in captured.err
