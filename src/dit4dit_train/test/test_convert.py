@@ -6,7 +6,6 @@ from pathlib import Path
 import re
 
 from dit4dit_train.bag_source import BagError
-from dit4dit_train.bag_types import make_typestore
 from dit4dit_train.convert import ConversionError, convert, main
 from dit4dit_train.dataset import LeRobotDataset
 from dit4dit_train.feature_map import FeatureMap, FeatureMapError, load_feature_map
@@ -21,11 +20,6 @@ MAP = {
     'state': {'topic': '/joint_states', 'joints': JOINTS, 'max_age_s': 0.02},
     'action': {'source': 'command', 'topic': '/dit4dit/joint_command', 'max_age_s': 0.03},
 }
-
-
-@pytest.fixture(scope='module')
-def store():
-    return make_typestore(require=('dit4dit_msgs',))
 
 
 def _fmap(**changes):

@@ -5,27 +5,17 @@ import tracemalloc
 
 import av
 from dit4dit_train.bag_source import BagError
-from dit4dit_train.bag_types import make_typestore
 from dit4dit_train.convert import ConversionError, convert
 from dit4dit_train.dataset import LeRobotDataset
 from dit4dit_train.feature_map import FeatureMap, FeatureMapError
 from dit4dit_train.lerobot_format import read_episodes, validate_dataset
-from dit4dit_train.synthetic_bags import grey, JOINTS, write_bag
+from dit4dit_train.synthetic_bags import grey, write_bag
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from test_convert import MAP as CONVERT_MAP
 
-MAP = {
-    'fps': 30, 'reference': 'head', 'robot_type': 'test',
-    'cameras': {'head': {'topic': '/camera/image_raw', 'max_age_s': 0.05}},
-    'state': {'topic': '/joint_states', 'joints': JOINTS, 'max_age_s': 0.02},
-    'action': {'source': 'command', 'topic': '/dit4dit/joint_command', 'max_age_s': 0.03},
-}
-
-
-@pytest.fixture(scope='module')
-def store():
-    return make_typestore(require=('dit4dit_msgs',))
+MAP = {**CONVERT_MAP, 'fps': 30}      # the camera's rate: each dropped frame leaves a gap
 
 
 def _fmap(**sections):
