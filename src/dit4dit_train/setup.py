@@ -28,6 +28,7 @@ setup(
         'console_scripts': [
             'convert = dit4dit_train.convert:main',
             'validate = dit4dit_train.validate:main',
+            'repair_bag = dit4dit_train.bag_repair:main',
             'train = dit4dit_train.train:main',
             'evaluate = dit4dit_train.evaluate:main',
             'bag_recorder = dit4dit_train.nodes.recorder:main',
