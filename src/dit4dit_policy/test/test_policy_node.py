@@ -93,7 +93,7 @@ def test_bad_observations_are_refused_with_a_reason(node, case, reason):
     values = (0.1, float('nan'), 0.3, 0.4) if case == 'nan' else (0.1, 0.2, 0.3, 0.4)[:len(names)]
     node._on_joints(_joints(node, names, values))
     node._on_image(0, _image(node, age=2.0 if case == 'stale' else 0.0,
-                             encoding='32FC1' if case == 'encoding' else 'rgb8',
+                             encoding='hsv8' if case == 'encoding' else 'rgb8',
                              size=(96, 96) if case == 'size' else (48, 64)))
     assert _wait(lambda: node.rejected >= 1)
     assert reason in node.message and not node.published
