@@ -200,7 +200,9 @@ def test_the_lowstate_watchdog_disables_the_bridge_when_the_twin_freezes(twin):
         proc.send_signal(signal.SIGCONT)
     ramp = [w for t, w in op.weights if t >= frozen - op.t0]
     assert ramp == sorted(ramp, reverse=True) and ramp[-1] == 0.0
-    assert G1.ramp_down_s - 0.5 < took < G1.ramp_down_s + 1.0, took
+    # never faster than the ramp (safety); slower when the bridge's timer is starved by the graph
+    # on two cores: it steps the weight by period / ramp_s per LowCmd (CI measured 5.3 s for 3 s)
+    assert G1.ramp_down_s - 0.5 < took < 2 * G1.ramp_down_s + 1.0, took
     assert len(op.weights) == count, 'the bridge still publishes after its ramp down'
     log = (Path(twin.processes.log_dir) / 'g1_bridge.log').read_text()
     assert 'no /lowstate for 0.100 s: disabling' in log

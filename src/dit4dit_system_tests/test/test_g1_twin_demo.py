@@ -39,7 +39,7 @@ def test_make_demo_g1_runs_an_episode_through_the_real_graph_and_the_twin(tmp_pa
     # The bridge moves the weight by at most period / ramp_s per LowCmd: a timer starved by a busy
     # machine makes a ramp longer, never shorter (0.3 s: when the operator received the first).
     for (_, took), nominal in zip(ramps, (G1.ramp_up_s, G1.ramp_down_s)):
-        assert nominal - 0.3 <= took <= 1.5 * nominal + 0.3, (
+        assert nominal - 0.3 <= took <= 2 * nominal + 1.0, (
             ramps, result['twin_real_time_factor'])
     assert Path(result['rows'][0]['video']).stat().st_size > 1000
     assert (out / 'arm_sdk_weight.png').exists()
