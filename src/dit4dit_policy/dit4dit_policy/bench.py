@@ -6,8 +6,19 @@ Reports, as JSON (and one summary line):
   block, action Euler steps) and its total;
 - each stage measured alone, and query / sum-of-parts (how much the stages cost together beyond
   their own work: allocation, cache effects, Python overhead);
-- the official recipe with the same weights (the video DiT run through all blocks and the output
-  head, the instruction encoded on every query) and its ratio to our query.
+- the official recipe with the same weights (the current frame zero-padded to the clip and all
+  of it VAE-encoded, the video DiT run through all blocks and the output head, the instruction
+  encoded on every query) and its ratio to our query (one frame encoded, as the causal VAE
+  allows; blocks after the tap never run; the instruction cached);
+- the FLOPs of each stage, counted by torch's FlopCounterMode on one pass (attention included),
+  and the official recipe's over the early exit's.
+
+``--random-weights`` builds the preset's real architecture with random weights and reads no
+local directory (the 2B preset's Wan VAE and Cosmos transformer included), so the paper-scale
+benchmark runs on any machine:
+
+    python -m dit4dit_policy.bench --preset cosmos-predict2.5-2b --random-weights \
+        --override text.encoder=bytes --iters 1 --warmup 0            # CPU: about 2 minutes
 """
 
 import argparse
@@ -20,11 +31,13 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from .inference import Observation, PolicyRunner
 from .model.config import preset
-from .model.dit4dit import DiT4DiT, to_model_frames
+from .model.dit4dit import DiT4DiT
 from .model.normalization import identity_normalizer
+from .model.random_weights import random_model
 
 
 def _stats(samples):
@@ -45,14 +58,34 @@ def _time(fn, iters, device):
     return out
 
 
+def _sdpa_flops(query, key, value, *args, out_shape=None, **kwargs):
+    return sdpa_flop_count(query, key, value)
+
+
+def _flops(fn) -> int:
+    """Return the FLOPs of one call of ``fn`` (CPU attention counted too: torch leaves it out)."""
+    aten = torch.ops.aten
+    mapping = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 def make_runner(args):
     """Return a PolicyRunner from --checkpoint, or a randomly initialised --preset."""
     dtype = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[args.dtype]
     if args.checkpoint:
         return PolicyRunner.from_checkpoint(args.checkpoint, device=args.device, dtype=dtype)
     cfg = preset(args.preset, args.override)
-    torch.manual_seed(0)
-    model = DiT4DiT(cfg)
+    if args.random_weights:
+        model = random_model(cfg, seed=0)
+    else:
+        try:
+            torch.manual_seed(0)
+            model = DiT4DiT(cfg)
+        except ValueError as exc:
+            raise SystemExit(f'[bench] {exc}\n[bench] no local weights? --random-weights builds '
+                             'the same architecture with random weights') from None
     a = cfg.action
     normalizer = identity_normalizer(a.action_dim, a.state_dim, a.real_action_dim,
                                      a.real_state_dim)
@@ -81,15 +114,15 @@ def run(args) -> dict:
     model, dtype = runner.model, runner.dtype
     views = [torch.from_numpy(img)[None, None].to(device) for img in obs.images]
     text = runner.instructions.get(obs.instruction)[None].to(device, dtype)
-    frame = to_model_frames(views, cfg.video.image_size)
+    frame = runner.model_frames(views)
     cond, mask = (x.to(dtype) for x in model.condition(frame))
     state = torch.from_numpy(runner.normalizer.encode_state(obs.state))[None].to(device, dtype)
-    features = model.feature_pass(cond, mask, text)
     with torch.no_grad():
+        features = model.feature_pass(cond, mask, text)
         alone = {
             'instruction': _time(lambda: runner.instructions.get(obs.instruction), args.iters,
                                  device),
-            'encode': _time(lambda: model.condition(to_model_frames(views, cfg.video.image_size)),
+            'encode': _time(lambda: model.condition(runner.model_frames(views)),
                             args.iters, device),
             'video': _time(lambda: model.feature_pass(cond, mask, text), args.iters, device),
             'action': _time(lambda: runner.normalizer.unnormalize_actions(
@@ -97,20 +130,33 @@ def run(args) -> dict:
                 args.iters, device),
         }
 
-        # The official recipe: all video blocks and the head, instruction encoded every time.
+        # The official recipe: the padded clip encoded, all video blocks and the head, the
+        # instruction encoded every time.
         encoder = runner.instructions.encoder
         t_future = model.video.frame_timesteps(
             torch.full((1,), cfg.video.feature_flow_time, device=device), cond.shape[2])
 
         def official():
             emb = encoder.encode(obs.instruction)[None].to(device, dtype)
-            c, m = (x.to(dtype) for x in model.condition(to_model_frames(views,
-                                                                         cfg.video.image_size)))
+            c, m = (x.to(dtype) for x in model.condition_padded(runner.model_frames(views)))
             x = m * c + (1 - m) * torch.randn_like(c)
             _, feats = model.video.velocity_and_features(x, m, t_future.to(dtype), emb)
             runner.normalizer.unnormalize_actions(
                 model.sample_actions(feats, state)[0].float().cpu().numpy())
         official_times = _time(official, args.iters, device)
+
+        flops = {
+            'encode': _flops(lambda: model.condition(runner.model_frames(views))),
+            'encode_padded_clip': _flops(lambda: model.condition_padded(
+                runner.model_frames(views))),
+            'video_to_tap': _flops(lambda: model.feature_pass(cond, mask, text)),
+            'video_all_blocks': _flops(lambda: model.video.velocity_and_features(
+                cond, mask, t_future.to(dtype), text)),
+            'action': _flops(lambda: model.sample_actions(features, state)),
+        }
+    flops['query'] = flops['encode'] + flops['video_to_tap'] + flops['action']
+    flops['official'] = flops['encode_padded_clip'] + flops['video_all_blocks'] + flops['action']
+    flops['official_over_query'] = flops['official'] / max(flops['query'], 1)
 
     parts = {k: _stats(v) for k, v in alone.items()}
     sum_parts = sum(v['p50_ms'] for v in parts.values())
@@ -124,6 +170,7 @@ def run(args) -> dict:
         'query_over_sum_of_parts': stages['total']['p50_ms'] / sum_parts,
         'official_recipe': _stats(official_times),
         'official_over_query': _stats(official_times)['p50_ms'] / stages['total']['p50_ms'],
+        'flops': flops, 'random_weights': bool(args.random_weights or not args.checkpoint),
     }
     return report
 
@@ -134,6 +181,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--preset', default='tiny', help='model preset when no checkpoint')
     parser.add_argument('--checkpoint', default='', help='checkpoint directory to load')
+    parser.add_argument('--random-weights', action='store_true',
+                        help="the preset's architecture with random weights, no local "
+                        'directories read (the Wan VAE too); no download')
     parser.add_argument('--override', action='append', default=[],
                         help='config override section.key=value (repeatable)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -145,6 +195,8 @@ def main(argv=None):
     parser.add_argument('--camera-width', type=int, default=640)
     parser.add_argument('--out', default='', help='write the JSON report here')
     args = parser.parse_args(argv)
+    if args.random_weights and args.checkpoint:
+        parser.error('--random-weights builds a model; --checkpoint loads one: choose one')
     report = run(args)
     text = json.dumps(report, indent=2)
     if args.out:
@@ -158,7 +210,9 @@ def main(argv=None):
           f"{q['encode']['p50_ms']:.1f}, video {q['video']['p50_ms']:.1f}, action "
           f"{q['action']['p50_ms']:.1f}); query/sum-of-parts "
           f"{report['query_over_sum_of_parts']:.2f}; official recipe "
-          f"{report['official_over_query']:.2f}x slower"
+          f"{report['official_over_query']:.2f}x slower, "
+          f"{report['flops']['official_over_query']:.2f}x the FLOPs "
+          f"({report['flops']['query'] / 1e12:.3g} TFLOP per query)"
           + (f'; JSON: {args.out}' if args.out else ''), flush=True)
     return 0
 

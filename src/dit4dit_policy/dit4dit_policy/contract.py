@@ -5,6 +5,8 @@ The policy contract: what a checkpoint takes in and gives out, saved with its we
     state_joints     the joints of the state vector, in order (read from joint_states by name)
     action_joints    the joints of the action vector, in order (the chunk's joint names)
     cameras          the camera views in model order, each with the image size it was trained on
+    resize           how each view is resized to the model's frame (``RESIZE_RULES``), the same
+                     rule at training and deployment because both read it from here
     robot_type       what the data was recorded on (informative)
 
 It is ``contract.json`` in every checkpoint directory (listed, with its checksum, in the manifest).
@@ -23,7 +25,16 @@ import math
 import typing
 
 FILE = 'contract.json'
-VERSION = 1
+VERSION = 2
+
+# How a camera view becomes the model's frame size (implemented in model/dit4dit.py):
+#   bilinear            the official DiT4DiT/Cosmos training resize (bilinear, no antialias); the
+#                       default of new checkpoints
+#   bilinear_antialias  bilinear with antialias, what this suite used before contract version 2
+#                       (a version-1 contract, which has no ``resize``, reads as this)
+RESIZE_RULES = ('bilinear', 'bilinear_antialias')
+DEFAULT_RESIZE = 'bilinear'
+VERSION_1_RESIZE = 'bilinear_antialias'
 
 
 class ContractError(ValueError):
@@ -48,6 +59,7 @@ class PolicyContract:
     action_joints: typing.Tuple[str, ...]
     cameras: typing.Tuple[Camera, ...]
     robot_type: str = ''
+    resize: str = DEFAULT_RESIZE
 
     def __post_init__(self):
         """Validate; store the sequences as tuples."""
@@ -64,6 +76,9 @@ class PolicyContract:
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:
                 raise ContractError(f'{key} names {", ".join(twice)} more than once')
+        if self.resize not in RESIZE_RULES:
+            raise ContractError(f'resize {self.resize!r}: valid are '
+                                f'{", ".join(map(repr, RESIZE_RULES))}')
         if not self.cameras:
             raise ContractError('cameras must list at least one view')
         views = [c.name for c in self.cameras]
@@ -91,7 +106,7 @@ class PolicyContract:
                 'action_joints': list(self.action_joints),
                 'cameras': [{'name': c.name, 'height': c.height, 'width': c.width}
                             for c in self.cameras],
-                'robot_type': self.robot_type}
+                'resize': self.resize, 'robot_type': self.robot_type}
 
     def dumps(self) -> str:
         """Return the JSON text of ``contract.json``."""
@@ -104,9 +119,13 @@ class PolicyContract:
             raise ContractError('policy contract: expected a mapping')
         data = dict(data)
         version = data.pop('version', None)
-        if version != VERSION:
+        if version not in (1, VERSION):
             raise ContractError(f'policy contract version {version!r}; this code reads '
-                                f'{VERSION}')
+                                f'1 and {VERSION}')
+        if version == 1:
+            if 'resize' in data:
+                raise ContractError('policy contract version 1 has no resize key')
+            data['resize'] = VERSION_1_RESIZE
         valid = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - valid)
         if unknown:
@@ -189,6 +208,9 @@ def main(argv=None):
     parser.add_argument('--action-joints', default='',
                         help='comma-separated (default: the names in normalization.json)')
     parser.add_argument('--robot-type', default='')
+    parser.add_argument('--resize', choices=RESIZE_RULES, default=VERSION_1_RESIZE,
+                        help='the resize rule the checkpoint was trained with (checkpoints '
+                        'older than contracts were trained with %(default)s)')
     args = parser.parse_args(argv)
     if not args.write:
         print(read_contract(args.checkpoint).dumps(), end='')
@@ -199,7 +221,8 @@ def main(argv=None):
         list(read_normalizer(args.checkpoint, verify_contract=False).action_names)
     states = [j for j in args.state_joints.split(',') if j] or actions
     contract = PolicyContract(fps=args.fps, state_joints=states, action_joints=actions,
-                              cameras=args.camera, robot_type=args.robot_type)
+                              cameras=args.camera, robot_type=args.robot_type,
+                              resize=args.resize)
     write_contract(Path(args.checkpoint), contract)
     print(f'{args.checkpoint}: contract written ({len(states)} state, {len(actions)} action '
           f'joints, {len(args.camera)} camera(s), {args.fps:g} fps)')

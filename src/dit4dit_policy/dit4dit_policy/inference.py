@@ -13,6 +13,7 @@ import typing
 import numpy as np
 import torch
 
+from .contract import DEFAULT_RESIZE
 from .model.checkpoint import load_checkpoint
 from .model.dit4dit import to_model_frames
 from .model.text_encoder import InstructionCache, make_text_encoder
@@ -49,8 +50,14 @@ def _sync(device):
 class PolicyRunner:
     """Load once, answer queries; thread-compatible (one query at a time)."""
 
-    def __init__(self, model, normalizer, device='cpu', text_cache_dir='', dtype=None):
-        """Wrap a loaded model; see ``from_checkpoint``."""
+    def __init__(self, model, normalizer, device='cpu', text_cache_dir='', dtype=None,
+                 resize=DEFAULT_RESIZE):
+        """
+        Wrap a loaded model; see ``from_checkpoint``.
+
+        ``from_checkpoint`` takes ``resize`` from the checkpoint's contract (the rule it was
+        trained with).
+        """
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         if dtype is not None:
@@ -61,6 +68,7 @@ class PolicyRunner:
         self.config = model.config
         self.manifest = {}
         self.contract = None        # the checkpoint's PolicyContract (from_checkpoint)
+        self.resize = resize
         cfg = self.config.text
         self.instructions = InstructionCache(make_text_encoder(cfg),
                                              text_cache_dir or cfg.cache_dir)
@@ -69,9 +77,14 @@ class PolicyRunner:
     def from_checkpoint(cls, path, device='cpu', text_cache_dir='', dtype=None):
         """Load a checkpoint directory (verified; see model.checkpoint)."""
         model, normalizer, manifest, contract = load_checkpoint(path, device=device)
-        runner = cls(model, normalizer, device=device, text_cache_dir=text_cache_dir, dtype=dtype)
+        runner = cls(model, normalizer, device=device, text_cache_dir=text_cache_dir, dtype=dtype,
+                     resize=contract.resize)
         runner.manifest, runner.contract = manifest, contract
         return runner
+
+    def model_frames(self, views):
+        """Return the model's frame from [1, 1, H, W, 3] views, by the checkpoint's resize."""
+        return to_model_frames(views, self.config.video.image_size, self.resize)
 
     def validate(self, obs: Observation):
         """Raise ObservationError if ``obs`` cannot be used by this model."""
@@ -121,7 +134,7 @@ class PolicyRunner:
         t1 = time.perf_counter()
         views = [torch.from_numpy(np.array(img, dtype=np.uint8))[None, None].to(self.device)
                  for img in obs.images]
-        frame = to_model_frames(views, self.config.video.image_size)
+        frame = self.model_frames(views)
         cond, mask = self.model.condition(frame, generator=gen)
         cond, mask = cond.to(self.dtype), mask.to(self.dtype)
         state = torch.from_numpy(self.normalizer.encode_state(obs.state))[None]
@@ -157,7 +170,7 @@ class PolicyRunner:
         text = self.instructions.get(obs.instruction)[None].to(self.device, self.dtype)
         views = [torch.from_numpy(np.array(img, dtype=np.uint8))[None, None].to(self.device)
                  for img in obs.images]
-        frame = to_model_frames(views, self.config.video.image_size)
+        frame = self.model_frames(views)
         clip = self.model.imagine(frame, text, steps=steps, generator=gen)[0].float()
         rgb = ((clip.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)     # [3, T, H, W]
         return rgb.permute(1, 2, 3, 0).cpu().numpy()

@@ -31,18 +31,49 @@ def test_round_trip_and_derived_values():
     ({'cameras': []}, 'cameras must list at least one view'),
     ({'cameras': [Camera('head', 96, 96), Camera('head', 64, 64)]}, 'must be unique'),
     ({'cameras': [Camera('head', 0, 96)]}, 'size 0x96 is not an image size'),
+    ({'resize': 'nearest'}, "resize 'nearest': valid are 'bilinear', 'bilinear_antialias'"),
 ])
 def test_invalid_contracts_are_refused(kw, message):
     with pytest.raises(ContractError, match=message):
         contract(**kw)
 
 
+def test_resize_rule_travels_in_the_contract_and_version_1_reads_as_antialiased():
+    c = contract()
+    assert c.resize == 'bilinear' and c.to_dict()['version'] == 2
+    assert PolicyContract.loads(contract(resize='bilinear_antialias').dumps()).resize == \
+        'bilinear_antialias'
+    old = {k: v for k, v in c.to_dict().items() if k != 'resize'}
+    old['version'] = 1           # contracts before the rule was stored: trained antialiased
+    assert PolicyContract.from_dict(old).resize == 'bilinear_antialias'
+    with pytest.raises(ContractError, match='version 1 has no resize'):
+        PolicyContract.from_dict({**old, 'resize': 'bilinear'})
+
+
+def test_resize_rules_are_the_ones_the_model_implements():
+    import torch
+    from dit4dit_policy.contract import RESIZE_RULES
+    from dit4dit_policy.model.dit4dit import RESIZE, to_model_frames
+    assert set(RESIZE) == set(RESIZE_RULES)
+    view = torch.randint(0, 256, (1, 1, 96, 128, 3), dtype=torch.uint8)
+    official = to_model_frames([view], (48, 64), 'bilinear')
+    smooth = to_model_frames([view], (48, 64), 'bilinear_antialias')
+    # The official rule is plain bilinear (no antialias) at half size: the mean of each 2x2
+    # block's centre pixels, exactly.
+    x = view[0, 0].permute(2, 0, 1).float() / 255
+    expected = torch.nn.functional.avg_pool2d(x[None], 2)[0] * 2 - 1
+    torch.testing.assert_close(official[0, :, 0], expected)
+    assert (official - smooth).abs().max() > 0.05
+    with pytest.raises(ValueError, match="unknown resize rule 'area'"):
+        to_model_frames([view], (48, 64), 'area')
+
+
 def test_unknown_keys_and_versions_are_refused():
     data = contract().to_dict()
     with pytest.raises(ContractError, match=r'unknown key\(s\) colour'):
         PolicyContract.from_dict({**data, 'colour': 'red'})
-    with pytest.raises(ContractError, match='version 2'):
-        PolicyContract.from_dict({**data, 'version': 2})
+    with pytest.raises(ContractError, match='version 3'):
+        PolicyContract.from_dict({**data, 'version': 3})
     with pytest.raises(ContractError, match='not JSON'):
         PolicyContract.loads('{')
 

@@ -162,6 +162,49 @@ def test_wan_vae_codec_normalises_with_the_vae_config():
         WanVAECodec(preset('cosmos-predict2.5-2b').video)
 
 
+def test_the_current_frame_alone_gives_the_padded_clips_conditioning_latent():
+    # The Wan VAE is causal: latent frame 0 of frame 0 zero-padded to the clip is the latent of
+    # frame 0 alone, bit for bit; encoding the frame alone is 1/17 of the work (17 frames).
+    from diffusers import AutoencoderKLWan
+    from dit4dit_policy.model import DiT4DiT
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[True, True], latents_mean=[0.0] * 4,
+                           latents_std=[1.0] * 4)
+    frame = torch.rand(1, 3, 1, 32, 32) * 2 - 1
+    padded = torch.zeros(1, 3, 9, 32, 32)
+    padded[:, :, :1] = frame
+    with torch.no_grad():
+        alone = vae.encode(frame).latent_dist.mean
+        full = vae.encode(padded).latent_dist.mean
+    assert alone.shape[2] == 1 and full.shape[2] == 3
+    assert torch.equal(alone[:, :, 0], full[:, :, 0])
+
+    cfg = preset('tiny', ['video.latent_codec=wan_vae', 'video.latent_channels=4',
+                          'video.spatial_compression=4', 'video.image_size=[32, 32]',
+                          'video.frame_indices=[0, 1, 2, 3, 4, 5, 6, 7, 8]',
+                          'video.num_layers=2', 'video.tap_block=1'])
+    model = DiT4DiT(cfg, codec=WanVAECodec(cfg.video, vae=vae)).eval()
+    with torch.no_grad():
+        cond, mask = model.condition(padded, generator=torch.Generator().manual_seed(1))
+        ref, ref_mask = model.condition_padded(padded, generator=torch.Generator().manual_seed(1))
+    assert cond.shape == ref.shape == (1, 4, 3, 8, 8) and torch.equal(mask, ref_mask)
+    assert not cond[:, :, 1:].any()           # masked frames: the model puts noise there
+    # cond is a posterior sample of latent 0 (diffusers: mean + std * noise); the posterior
+    # of the frame alone is the padded clip's frame 0 (mean above, std here)
+    with torch.no_grad():
+        post, post_full = vae.encode(frame).latent_dist, vae.encode(padded).latent_dist
+    assert torch.equal(post.std[:, :, 0], post_full.std[:, :, 0])
+    noise = torch.randn(post.mean.shape, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(cond[:, :, :1], post.mean + post.std * noise)
+
+
+def test_pixel_patch_conditioning_is_unchanged_by_encoding_one_frame(tiny_model):
+    clip = torch.rand(2, 3, 17, 64, 64) * 2 - 1
+    for got, want in zip(tiny_model.condition(clip), tiny_model.condition_padded(clip)):
+        assert torch.equal(got, want)
+
+
 def test_2b_preset_builds_on_meta_with_the_papers_shape():
     cfg = preset('cosmos-predict2.5-2b')
     transformer = build_transformer(cfg.video, cfg.text, device='meta')

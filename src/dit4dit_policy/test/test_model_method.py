@@ -2,7 +2,7 @@
 
 from conftest import make_batch
 from dit4dit_policy.model.config import COSMOS_FEATURE_FLOW_TIME, ObjectiveConfig
-from dit4dit_policy.model.flow_matching import euler_schedule, time_sampler
+from dit4dit_policy.model.flow_matching import euler_schedule, euler_timesteps, time_sampler
 import pytest
 import torch
 
@@ -147,8 +147,8 @@ def test_euler_schedule_and_update(tiny_model, monkeypatch):
     assert euler_schedule(4) == ([1.0, 0.75, 0.5, 0.25], 0.25)
     calls = []
 
-    def fake_action(a, tau, state, features):
-        calls.append((tau.clone(), tiny_model.action.discretise(tau).clone()))
+    def fake_action(a, tau, state, features, k=None):
+        calls.append((tau.clone(), k.clone()))
         return torch.full_like(a, 0.1)
     monkeypatch.setattr(tiny_model.action, 'forward', fake_action)
     features = torch.zeros(2, 5, tiny_model.config.video.hidden_size)
@@ -159,6 +159,35 @@ def test_euler_schedule_and_update(tiny_model, monkeypatch):
     assert [c[1][0].item() for c in calls] == [1000, 750, 500, 250]
     start = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(out, (start - 4 * 0.25 * 0.1).clamp(-1, 1))
+
+
+@pytest.mark.parametrize('steps, expected', [
+    (4, [1000, 750, 500, 250]),
+    (5, [1000, 800, 600, 400, 199]),
+    (10, [1000, 900, 800, 700, 600, 500, 400, 300, 199, 99]),
+    (3, [1000, 666, 333])])
+def test_euler_timesteps_are_the_official_int_of_tau_times_1000(tiny_model, steps, expected):
+    # The official sampler: int(tau * 1000) in Python floats at tau = 1 - i/K; a float32 floor
+    # of the same tau would give 200 and 100 where it gives 199 and 99.
+    assert euler_timesteps(steps) == expected
+    seen = []
+    action = tiny_model.action
+    original = action.forward
+
+    def spy(a, tau, state, features, k=None):
+        seen.append(k[0].item())
+        return original(a, tau, state, features, k=k)
+    action.forward = spy
+    features = torch.zeros(1, 5, tiny_model.config.video.hidden_size)
+    tiny_model.sample_actions(features, torch.zeros(1, tiny_model.config.action.state_dim),
+                              steps=steps)
+    assert seen == expected
+    # The k handed over is what the DiT conditions on: another k changes its output.
+    a = torch.randn(1, tiny_model.config.action.chunk_size, tiny_model.config.action.action_dim)
+    tau = torch.full((1,), 1 - 4 / 5)
+    st = torch.zeros(1, tiny_model.config.action.state_dim)
+    assert not torch.equal(original(a, tau, st, features, k=torch.tensor([199.0])),
+                           original(a, tau, st, features))
 
 
 def test_imagined_future_keeps_the_observed_frame(tiny_model):

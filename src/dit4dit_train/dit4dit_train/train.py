@@ -34,7 +34,7 @@ def _dataset_info(root):
 
 
 def dataset_contract(info: dict, camera_keys, state_key='observation.state',
-                     action_key='action'):
+                     action_key='action', resize='bilinear'):
     """
     Return the PolicyContract of a LeRobot v3 dataset's ``info.json`` for ``camera_keys``.
 
@@ -66,7 +66,7 @@ def dataset_contract(info: dict, camera_keys, state_key='observation.state',
                               else key, height, width))
     return PolicyContract(fps=float(info['fps']), state_joints=names(state_key),
                           action_joints=names(action_key), cameras=cameras,
-                          robot_type=str(info.get('robot_type') or ''))
+                          robot_type=str(info.get('robot_type') or ''), resize=resize)
 
 
 def build(cfg: TrainConfig):
@@ -88,7 +88,7 @@ def build(cfg: TrainConfig):
         f'action.real_action_dim={actions.shape[1]}', f'action.real_state_dim={states.shape[1]}',
         f'video.num_views={views}'])
     keys = cfg.state_keys or {'state': states.shape[1]}
-    contract = dataset_contract(info, dataset.camera_keys)
+    contract = dataset_contract(info, dataset.camera_keys, resize=cfg.resize)
     normalizer = Normalizer.from_data(
         actions, state_keys=list(keys.items()), action_dim=model_cfg.action.action_dim,
         state_dim=model_cfg.action.state_dim, action_names=list(contract.action_joints))
@@ -137,7 +137,8 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
         generator=torch.Generator().manual_seed(cfg.seed),
         num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
-        collate_fn=Collate(normalizer, model_cfg.video.image_size, normalizer.action_mask()))
+        collate_fn=Collate(normalizer, model_cfg.video.image_size, normalizer.action_mask(),
+                           contract.resize))
     if len(loader) == 0:
         raise ValueError(f'{len(dataset)} frames are fewer than one batch of {cfg.batch_size}')
     model, optimizer, loader = acc.prepare(model, optimizer, loader)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 import typing
 
+from dit4dit_policy.contract import RESIZE_RULES
 import numpy as np
 import torch
 import yaml
@@ -50,6 +51,10 @@ class TrainConfig:
     # where the policy chooses its target; 0 samples every frame equally often.
     start_weight: float = 0.0
     mixed_precision: str = 'no'     # 'no' or 'bf16' (GPU)
+    # How camera views are resized to the model's frame (dit4dit_policy.contract.RESIZE_RULES):
+    # 'bilinear' is the official training resize; stored in the checkpoint's contract, so the
+    # policy resizes at deployment exactly as it was trained.
+    resize: str = 'bilinear'
     # Optional augmentation for scenes whose objects are named by a primary colour, e.g.
     # {red: 0, green: 1, blue: 2} (word -> RGB channel): each sample's channels are permuted
     # among the named ones and its instruction renamed to match, so that the same layout asks
@@ -68,6 +73,8 @@ class TrainConfig:
             (self.save_every >= 1 and self.log_every >= 1, 'save_every/log_every must be >= 1'),
             (self.mixed_precision in ('no', 'bf16', 'fp16'),
              "mixed_precision: valid are 'no', 'bf16', 'fp16'"),
+            (self.resize in RESIZE_RULES,
+             f'resize {self.resize!r}: valid are {", ".join(RESIZE_RULES)}'),
             (_valid_colour_swap(self.colour_swap),
              'colour_swap maps 2-3 colour words to distinct RGB channels 0-2, e.g. '
              '{red: 0, green: 1, blue: 2}'),
@@ -240,9 +247,10 @@ def _same_case(old: str, new: str) -> str:
 class Collate:
     """Turn dataset items into model-space tensors (picklable, so it runs in workers)."""
 
-    def __init__(self, normalizer, image_size, action_mask):
-        """Use the run's normalisation and the model's frame size."""
+    def __init__(self, normalizer, image_size, action_mask, resize):
+        """Use the run's normalisation, the model's frame size and the contract's resize."""
         self.normalizer, self.image_size = normalizer, tuple(image_size)
+        self.resize = resize
         self.action_mask = torch.as_tensor(action_mask)
 
     def __call__(self, items):
@@ -251,7 +259,7 @@ class Collate:
 
         images = torch.stack([torch.as_tensor(it['images']) for it in items])  # [B,T,V,H,W,3]
         views = [images[:, :, v] for v in range(images.shape[2])]
-        clip = to_model_frames(views, self.image_size)
+        clip = to_model_frames(views, self.image_size, self.resize)
         state = np.stack([self.normalizer.encode_state(it['state']) for it in items])
         actions = np.stack([self.normalizer.normalize_actions(it['actions']) for it in items])
         mask = self.action_mask[None, None].expand(len(items), actions.shape[1], -1)

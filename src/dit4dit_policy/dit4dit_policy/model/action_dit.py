@@ -131,14 +131,16 @@ class ActionDiT(nn.Module):
         x = torch.cat([self.action_w1(actions), sin], dim=-1)
         return self.action_w3(F.silu(self.action_w2(x)))
 
-    def forward(self, noisy_actions, tau, state, context):
+    def forward(self, noisy_actions, tau, state, context, k=None):
         """
         Predict the flow velocity of the action chunk.
 
         noisy_actions [B, H, action_dim], tau [B] flow times (1 = noise), state [B, state_dim],
-        context [B, S, context_dim] video tokens. Returns [B, H, action_dim].
+        context [B, S, context_dim] video tokens. Returns [B, H, action_dim]. ``k`` [B]: the
+        integer timesteps when the caller computed them (the Euler sampler does, as the
+        official code), else floor(buckets * tau).
         """
-        k = self.discretise(tau)
+        k = self.discretise(tau) if k is None else k.to(noisy_actions.dtype)
         h = noisy_actions.shape[1]
         act = self.encode_actions(noisy_actions, k)
         act = act + self.positions(torch.arange(h, device=act.device))[None]

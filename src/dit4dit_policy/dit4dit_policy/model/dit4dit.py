@@ -12,7 +12,8 @@ Training, per sample (the pitfalls the method warns about are the comments below
      L_v = mean (v - (eps - x0))^2 over the future latent frames;
   3. action loss: each sample repeated R times with its own noise and tau_a = Beta(1.5, 1) / 0.999;
      L_a = masked mean over the real action dims; L = L_a + lambda L_v.
-Inference: one feature pass to the tap block, then K Euler steps (tau = 1, .75, .5, .25 for K = 4).
+Inference: one feature pass to the tap block, then K Euler steps (tau = 1, .75, .5, .25 for K = 4;
+the DiT sees int(1000 tau) computed as the official sampler does, see ``euler_timesteps``).
 """
 
 import torch
@@ -21,18 +22,29 @@ import torch.nn.functional as F  # noqa: N812
 
 from .action_dit import ActionDiT
 from .config import DiT4DiTConfig
-from .flow_matching import euler_schedule, interpolate, time_sampler
+from .flow_matching import euler_schedule, euler_timesteps, interpolate, time_sampler
 from .latent_codec import make_codec
 from .video_backbone import load_pretrained_transformer, VideoBackbone
 
 
-def to_model_frames(views, image_size):
+# The resize rules a policy contract names (contract.RESIZE_RULES): F.interpolate arguments.
+RESIZE = {'bilinear': {'mode': 'bilinear', 'antialias': False, 'align_corners': False},
+          'bilinear_antialias': {'mode': 'bilinear', 'antialias': True, 'align_corners': False}}
+
+
+def to_model_frames(views, image_size, resize):
     """
-    Resize each view and put them side by side: the model's frames.
+    Resize each view by the rule ``resize`` and put them side by side: the model's frames.
 
     ``views``: list of [B, T, H, W, 3] uint8 (or float in [0, 1]) tensors, one per camera.
-    Returns [B, 3, T, image_h, image_w * len(views)] float in [-1, 1].
+    ``resize``: a key of ``RESIZE``, the checkpoint's contract's (training and deployment read
+    the same one). Returns [B, 3, T, image_h, image_w * len(views)] float in [-1, 1].
     """
+    try:
+        how = RESIZE[resize]
+    except KeyError:
+        raise ValueError(f'unknown resize rule {resize!r}; valid: '
+                         f'{", ".join(sorted(RESIZE))}') from None
     out = []
     for view in views:
         b, t = view.shape[:2]
@@ -40,8 +52,7 @@ def to_model_frames(views, image_size):
         if view.dtype == torch.uint8:
             x = x / 255.0
         if tuple(x.shape[-2:]) != tuple(image_size):
-            x = F.interpolate(x, size=tuple(image_size), mode='bilinear', antialias=True,
-                              align_corners=False)
+            x = F.interpolate(x, size=tuple(image_size), **how)
         out.append(x.clamp(0, 1).unflatten(0, (b, t)))
     frames = torch.cat(out, dim=-1)                     # [B, T, 3, H, W*V]
     return frames.permute(0, 2, 1, 3, 4) * 2.0 - 1.0
@@ -82,8 +93,22 @@ class DiT4DiT(nn.Module):
         """
         Return (conditioning latents, mask) from the first frame of ``clip`` [B, 3, T, H, W].
 
-        Frame 0 is zero-padded to the configured clip length before encoding, so the latent
-        length (and the token count S) is the same at training and inference.
+        The latents have the configured clip's length (one per latent frame, so the token count
+        S is the same at training and inference); only latent frame 0 carries the frame, which
+        is all the method's zero-padded encoding yields there (``encode_current_frame``).
+        """
+        cond = self.codec.encode_current_frame(clip[:, :, :1], self.config.video.num_latent_frames,
+                                               generator=generator)
+        mask = torch.zeros_like(cond[:, :1])
+        mask[:, :, 0] = 1.0
+        return cond, mask
+
+    def condition_padded(self, clip, generator=None):
+        """
+        Return (latents, mask) as the official code makes them.
+
+        Frame 0 zero-padded to the clip length and all of it encoded: the benchmark's reference
+        (latent frame 0 is the same as ``condition``'s).
         """
         num_frames = len(self.config.video.frame_indices)
         b, c, _, h, w = clip.shape
@@ -176,12 +201,14 @@ class DiT4DiT(nn.Module):
             w = w.reshape(1, g, 1)
             guide = guide.to(a.dtype)
             noise = a[:, :g].clone()
-        taus, dt = euler_schedule(steps or cfg.num_inference_steps)
-        for tau in taus:
+        steps = steps or cfg.num_inference_steps
+        taus, dt = euler_schedule(steps)
+        for tau, k in zip(taus, euler_timesteps(steps, cfg.num_timestep_buckets)):
             if g:
                 known = (1 - tau) * guide + tau * noise
                 a[:, :g] = w * known + (1 - w) * a[:, :g]
-            v = self.action(a, torch.full((b,), tau, device=a.device), state, features)
+            v = self.action(a, torch.full((b,), tau, device=a.device), state, features,
+                            k=torch.full((b,), k, device=a.device))
             a = a - dt * v.float()
         if g:
             a[:, :g] = w * guide + (1 - w) * a[:, :g]

@@ -55,5 +55,17 @@ def interpolate(x0: torch.Tensor, noise: torch.Tensor, tau: torch.Tensor) -> tor
 
 def euler_schedule(steps: int):
     """Return the flow times of K Euler steps from noise: 1, 1 - 1/K, ..., 1/K, and dt = 1/K."""
-    dt = 1.0 / steps
-    return [1.0 - i * dt for i in range(steps)], dt
+    return [1 - i / steps for i in range(steps)], 1.0 / steps
+
+
+def euler_timesteps(steps: int, buckets: int = 1000):
+    """
+    Return the integer timesteps the action DiT sees at the K Euler steps.
+
+    As the official sampler computes them: ``int(tau * buckets)`` in Python floats at
+    tau = 1 - i/K.
+
+    For K = 4 that is 1000, 750, 500, 250; for K = 5 the last is 199 and for K = 10 it is 99
+    (float rounding of 1 - i/K), not the 200 and 100 a float32 floor of the same tau gives.
+    """
+    return [int(tau * buckets) for tau in euler_schedule(steps)[0]]

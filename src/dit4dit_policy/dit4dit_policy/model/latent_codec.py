@@ -28,6 +28,21 @@ class LatentCodec(nn.Module):
         """Return latents of the conditioning frame(s), [B, C, T_lat, h, w] (all T_lat frames)."""
         raise NotImplementedError
 
+    def encode_current_frame(self, frame: torch.Tensor, num_latent_frames: int,
+                             generator=None) -> torch.Tensor:
+        """
+        Return the conditioning latents [B, C, T_lat, h, w] of one frame [B, 3, 1, H, W].
+
+        Latent frame 0 equals ``encode_condition`` of the frame zero-padded to the clip (the
+        codecs are causal: latent 0 reads pixel frame 0 only; the Wan VAE's is bit-identical,
+        see the tests), so only that frame is encoded: 1/17 of the VAE's work for a 17-frame
+        clip. The other latent frames are zero: the model masks them out (fresh noise there).
+        """
+        latent = self.encode_condition(frame, generator=generator)
+        out = latent.new_zeros(*latent.shape[:2], num_latent_frames, *latent.shape[3:])
+        out[:, :, :1] = latent[:, :, :1]
+        return out
+
     def encode_target(self, frames: torch.Tensor) -> torch.Tensor:
         """Return the deterministic latents of a ground-truth clip, [B, C, T_lat, h, w]."""
         raise NotImplementedError

@@ -15,8 +15,10 @@ themselves are frozen and deterministic, which is what makes caching exact.
   with the summary): faint for a from-scratch model in a CPU-sized run.
 - ``cosmos_reason1`` (2B preset): the method's Qwen2.5-VL-7B text encoder from a local directory.
   All 28 hidden layers are standardised per token and concatenated (28 x 3584 = 100352 values),
-  512 tokens padded, chat template with the image-generator system prompt. It is loaded only when
-  an instruction is not in the cache; with a warm disk cache inference never loads it.
+  512 tokens padded, the Cosmos pipeline's chat template and NO attention mask, exactly as the
+  pretrained cross-attention saw them (see ``CosmosReasonEncoder``). It is loaded only when an
+  instruction is not in the cache; with a warm disk cache inference never loads it, and
+  ``python -m dit4dit_train.embed_instructions`` fills that cache offline before training.
 """
 
 import hashlib
@@ -97,51 +99,112 @@ def standardise_and_concat(hidden_states, eps=1e-8):
     Standardise each layer's token vectors to zero mean and unit std, then concatenate.
 
     ``hidden_states``: the per-layer outputs [B, L, D] of layers 1..N (embeddings excluded).
-    Returns [B, L, N * D], the input the Cosmos ``crossattn_proj`` was trained on.
+    Returns [B, L, N * D] float32, the input the Cosmos ``crossattn_proj`` was trained on. The
+    statistics are computed in the hidden states' own dtype (bf16 for the 7B encoder), as the
+    Cosmos pipeline and DiT4DiT's feature extractor compute them; only the result is widened.
     """
-    normed = []
-    for h in hidden_states:
-        h = h.float()
-        mean = h.mean(dim=-1, keepdim=True)
-        std = h.std(dim=-1, keepdim=True)
-        normed.append((h - mean) / (std + eps))
-    return torch.cat(normed, dim=-1)
+    normed = [(h - h.mean(dim=-1, keepdim=True)) / (h.std(dim=-1, keepdim=True) + eps)
+              for h in hidden_states]
+    return torch.cat(normed, dim=-1).float()
+
+
+def _file_digest(paths) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes() if path.suffix != '.safetensors'
+                      else str(path.stat().st_size).encode())
+    return digest.hexdigest()[:16]
 
 
 class CosmosReasonEncoder(InstructionEncoder):
-    """The method's Qwen2.5-VL text encoder, loaded lazily from ``config.model_path``."""
+    """
+    The method's Qwen2.5-VL text encoder, loaded lazily from ``config.model_path``.
+
+    The recipe is the one the pretrained Cosmos-Predict2.5 cross-attention saw (diffusers'
+    ``Cosmos2_5_PredictBasePipeline._get_prompt_embeds``, which DiT4DiT's feature extractor
+    repeats): the chat template applied by the tokenizer itself to a system and a user message
+    whose contents are ``[{'type': 'text', ...}]`` lists, no generation prompt, no vision ids;
+    padded to ``max_tokens`` on the tokenizer's own padding side and truncated; the model called
+    with ``input_ids`` ONLY. There is no attention mask: the pad tokens' states (most of the
+    512, every token with left padding) are what the projection was trained on. Hidden layers
+    1..N are standardised per token in the model's dtype and concatenated.
+
+    ``identity`` (the cache key) names all of it: the model's files, the template, the length,
+    the padding side, the mask rule, the layers and the dtype, so a cache written under another
+    recipe is never read.
+    """
+
+    RECIPE = 'cosmos2.5-pipeline-v2'
+    MASK_RULE = 'input_ids-only'
+    LAYERS = 'all-1..N'
 
     def __init__(self, config: TextConfig, device=None, dtype=torch.bfloat16):
         """Remember where the model is; nothing is loaded until the first cache miss."""
         if not config.model_path:
             raise ValueError('text.model_path is empty: cosmos_reason1 needs a local '
                              'text-encoder directory (with its tokenizer)')
+        path = Path(config.model_path)
+        if not (path / 'config.json').is_file():
+            raise ValueError(f'text.model_path {path}: no config.json there; it must be a local '
+                             'transformers directory of the Qwen2.5-VL text encoder (with its '
+                             'tokenizer)')
         self.config, self.device, self.dtype = config, device, dtype
         self._model = self._tokenizer = None
-        self.identity = f'cosmos_reason1-{Path(config.model_path).name}-{config.max_tokens}'
+        self._identity = None
+
+    @property
+    def tokenizer(self):
+        """Load the tokenizer on first use (cheap; the model waits for the first cache miss)."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+            self._tokenizer = AutoTokenizer.from_pretrained(self.config.model_path)
+        return self._tokenizer
+
+    @property
+    def identity(self):
+        """Name the recipe; this is the cache key (see the class docstring)."""
+        if self._identity is None:
+            path = Path(self.config.model_path)
+            files = sorted(p for p in path.iterdir() if p.is_file() and (
+                p.suffix in ('.json', '.jinja', '.safetensors', '.model', '.txt')))
+            tok = self.tokenizer
+            template = hashlib.sha256(str(tok.chat_template).encode()).hexdigest()[:12]
+            self._identity = '|'.join((
+                f'cosmos_reason1-{self.RECIPE}', f'model={path.name}:{_file_digest(files)}',
+                f'template={template}', f'tokens={self.config.max_tokens}',
+                f'pad={tok.padding_side}', f'mask={self.MASK_RULE}', f'layers={self.LAYERS}',
+                f'dtype={str(self.dtype).replace("torch.", "")}'))
+        return self._identity
 
     def _load(self):
-        from transformers import AutoModelForImageTextToText, AutoTokenizer
-        self._tokenizer = AutoTokenizer.from_pretrained(self.config.model_path)
+        from transformers import AutoModelForImageTextToText
         self._model = AutoModelForImageTextToText.from_pretrained(
-            self.config.model_path, torch_dtype=self.dtype).to(self.device or 'cpu').eval()
+            self.config.model_path, dtype=self.dtype).to(self.device or 'cpu').eval()
+
+    def input_ids(self, text) -> torch.Tensor:
+        """Return the [1, max_tokens] token ids of one instruction, as the pipeline makes them."""
+        messages = [{'role': 'system', 'content': [{'type': 'text', 'text': SYSTEM_PROMPT}]},
+                    {'role': 'user', 'content': [{'type': 'text', 'text': text}]}]
+        ids = self.tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=False, add_vision_id=False,
+            max_length=self.config.max_tokens, truncation=True, padding='max_length')
+        if not isinstance(ids, list):
+            ids = ids['input_ids']
+        return torch.tensor([ids], dtype=torch.long)
 
     @torch.no_grad()
     def encode(self, text):
-        """Encode one instruction as the method specifies."""
+        """Encode one instruction as the method specifies (see the class docstring)."""
         if self._model is None:
             self._load()
-        messages = [{'role': 'system', 'content': SYSTEM_PROMPT},
-                    {'role': 'user', 'content': text}]
-        prompt = self._tokenizer.apply_chat_template(messages, tokenize=False,
-                                                     add_generation_prompt=False)
-        tokens = self._tokenizer(prompt, padding='max_length', truncation=True,
-                                 max_length=self.config.max_tokens, return_tensors='pt')
-        out = self._model(**tokens.to(self._model.device), output_hidden_states=True)
+        ids = self.input_ids(text).to(self._model.device)
+        out = self._model(input_ids=ids, output_hidden_states=True)
         emb = standardise_and_concat(out.hidden_states[1:])[0]
-        if emb.shape[-1] != self.config.embed_dim:
-            raise ValueError(f'text encoder gives {emb.shape[-1]} channels, configuration says '
-                             f'{self.config.embed_dim}')
+        if emb.shape != (self.config.max_tokens, self.config.embed_dim):
+            raise ValueError(f'text encoder gives {tuple(emb.shape)}, configuration says '
+                             f'({self.config.max_tokens}, {self.config.embed_dim}) '
+                             '(text.max_tokens, text.embed_dim = layers x width)')
         return emb.cpu()
 
 
@@ -149,25 +212,44 @@ ENCODERS = {'bytes': ByteEncoder, 'bytes_context': ContextualByteEncoder,
             'cosmos_reason1': CosmosReasonEncoder}
 
 
-def make_text_encoder(config: TextConfig) -> InstructionEncoder:
-    """Return the encoder named by ``config.encoder``."""
+def make_text_encoder(config: TextConfig, device=None) -> InstructionEncoder:
+    """Return the encoder named by ``config.encoder`` (``device``: where a model runs)."""
     try:
-        return ENCODERS[config.encoder](config)
+        cls = ENCODERS[config.encoder]
     except KeyError:
         raise ValueError(f'unknown text encoder {config.encoder!r}; valid: '
                          f'{", ".join(sorted(ENCODERS))}') from None
+    return cls(config, device=device) if cls is CosmosReasonEncoder else cls(config)
+
+
+class MissingEmbedding(LookupError):
+    """An offline cache lacks an instruction (the encoder must not be loaded here)."""
 
 
 class InstructionCache:
     """Per-instruction embeddings: memory first, then ``cache_dir`` (safetensors), then encode."""
 
-    def __init__(self, encoder: InstructionEncoder, cache_dir=''):
-        """Wrap ``encoder``; ``cache_dir`` '' keeps the cache in memory only."""
+    def __init__(self, encoder: InstructionEncoder, cache_dir='', offline=False):
+        """
+        Wrap ``encoder``; ``cache_dir`` '' keeps the cache in memory only.
+
+        ``offline``: never encode; an instruction missing from ``cache_dir`` raises
+        MissingEmbedding naming the command that fills it (training of the 2B preset: the 7B
+        encoder stays out of the training loop).
+        """
+        if offline and not cache_dir:
+            raise ValueError('an offline instruction cache needs a cache_dir')
         self.encoder = encoder
+        self.offline = offline
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._memory = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+
+    def contains(self, text: str) -> bool:
+        """Return whether ``text`` is in memory or has a cache file (it is not read)."""
+        return text in self._memory or (self.cache_dir is not None and
+                                        self._path(text).is_file())
 
     def _path(self, text):
         key = hashlib.sha256(f'{self.encoder.identity}\n{text}'.encode()).hexdigest()[:32]
@@ -187,6 +269,12 @@ class InstructionCache:
                 except Exception:  # a corrupt cache file is re-computed, never trusted
                     emb = None
             if emb is None:
+                if self.offline:
+                    raise MissingEmbedding(
+                        f'instruction {text!r} is not in the embedding cache {self.cache_dir} '
+                        f'(encoder {self.encoder.identity}); fill it first with python -m '
+                        'dit4dit_train.embed_instructions --dataset DATA --cache-dir '
+                        f'{self.cache_dir} [--preset/--override as for training]')
                 self.misses += 1
                 emb = self.encoder.encode(text).float().contiguous()
                 if self.cache_dir is not None:
