@@ -14,6 +14,7 @@ setup(
         ('share/' + package_name + '/config', glob('config/*.yaml')),
         ('share/' + package_name + '/config/feature_maps', glob('config/feature_maps/*.yaml')),
         ('share/' + package_name + '/config/training', glob('config/training/*.yaml')),
+        ('share/' + package_name + '/config/accelerate', glob('config/accelerate/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -34,6 +35,7 @@ setup(
             'bag_recorder = dit4dit_train.nodes.recorder:main',
             'data_bench = dit4dit_train.bench:main',
             'evaluate_instruction = dit4dit_train.evaluate_instruction:main',
+            'embed_instructions = dit4dit_train.embed_instructions:main',
         ],
     },
 )

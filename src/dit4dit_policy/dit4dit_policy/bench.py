@@ -58,6 +58,14 @@ def _time(fn, iters, device):
     return out
 
 
+def peak_memory_mb(device) -> float:
+    """Return this process's peak memory: allocated on the GPU, else resident on the host."""
+    if torch.device(device).type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _sdpa_flops(query, key, value, *args, out_shape=None, **kwargs):
     return sdpa_flop_count(query, key, value)
 
@@ -171,6 +179,9 @@ def run(args) -> dict:
         'official_recipe': _stats(official_times),
         'official_over_query': _stats(official_times)['p50_ms'] / stages['total']['p50_ms'],
         'flops': flops, 'random_weights': bool(args.random_weights or not args.checkpoint),
+        'query_hz': 1e3 / stages['total']['p50_ms'],
+        'peak_memory_mb': peak_memory_mb(device),
+        'peak_memory_kind': 'cuda allocated' if device.type == 'cuda' else 'host resident',
     }
     return report
 
@@ -206,8 +217,9 @@ def main(argv=None):
         print(text)
     q = report['query']
     print(f"[bench] {report['preset']} on {report['device']}: query p50 "
-          f"{q['total']['p50_ms']:.1f} ms (instruction {q['instruction']['p50_ms']:.2f}, encode "
-          f"{q['encode']['p50_ms']:.1f}, video {q['video']['p50_ms']:.1f}, action "
+          f"{q['total']['p50_ms']:.1f} ms = {report['query_hz']:.2f} Hz, peak memory "
+          f"{report['peak_memory_mb']:.0f} MB (instruction {q['instruction']['p50_ms']:.2f}, "
+          f"encode {q['encode']['p50_ms']:.1f}, video {q['video']['p50_ms']:.1f}, action "
           f"{q['action']['p50_ms']:.1f}); query/sum-of-parts "
           f"{report['query_over_sum_of_parts']:.2f}; official recipe "
           f"{report['official_over_query']:.2f}x slower, "

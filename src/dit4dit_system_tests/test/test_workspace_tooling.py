@@ -144,3 +144,28 @@ def test_env_sh_keeps_discovery_local_and_sets_the_shm_profile():
 def test_env_sh_respects_a_users_discovery_range():
     discovery, _ = _env_after_sourcing('export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET;')
     assert discovery == 'SUBNET'
+
+
+def test_gpu_check_says_so_without_a_gpu_and_runs_its_steps_on_the_cpu(tmp_path):
+    """scripts/gpu_check.sh: exit 0 with a reason on a CPU machine; its GPU steps, on the CPU."""
+    env = dict(os.environ, GPU_CHECK_DEVICE='cuda', OUT=str(tmp_path / 'none'))
+    res = subprocess.run(['bash', str(ROOT / 'scripts' / 'gpu_check.sh')], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert 'no CUDA GPU here' in res.stdout and not (tmp_path / 'none').exists()
+
+    # The same steps on the CPU with the 2B preset made small (2 blocks, 64x64 frames): the
+    # random-weights benchmark, the synthetic dataset, the 2B recipe's training steps.
+    env = dict(os.environ, GPU_CHECK_DEVICE='cpu', OUT=str(tmp_path / 'cpu'), STEPS='1',
+               GPU_CHECK_OVERRIDES='video.num_layers=2 video.tap_block=1 action.num_layers=2 '
+                                   'video.image_size=[64,64]')
+    res = subprocess.run(['bash', str(ROOT / 'scripts' / 'gpu_check.sh')], capture_output=True,
+                         text=True, timeout=900, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith('[gpu_check]')]
+    assert any('2B query on cpu' in ln and 'Hz' in ln and 'the FLOPs' in ln for ln in lines)
+    assert any('2B training: 1 steps' in ln and 'peak memory' in ln for ln in lines), lines
+    import json
+    report = json.loads((tmp_path / 'cpu' / 'bench_2b.json').read_text())
+    assert report['preset'] == 'cosmos-predict2.5-2b' and report['random_weights']
+    assert (tmp_path / 'cpu' / 'train' / 'checkpoint' / 'manifest.json').is_file()

@@ -127,3 +127,50 @@ def write_bag(path, store, storage='mcap', seconds=2.0, cam_hz=30.0, joint_hz=10
                 msg = camera_message(*msg)
             writer.write(conn, log, store.serialize_cdr(msg, typ))
     return cam
+
+
+def make_dataset(root, seconds=4.0, size=(224, 224), fps=15,
+                 episodes=(('reach the red cube', 1), ('reach the blue cube', 1))):
+    """
+    Write a synthetic bag under ``root/bag`` and convert it to a dataset at ``root/data``.
+
+    A moving textured camera at ``size``, three joints, commands and episode events: enough for
+    checking a training setup (``scripts/gpu_check.sh``) without a robot or a download. Returns
+    the dataset directory.
+    """
+    from pathlib import Path
+
+    from .bag_types import make_typestore
+    from .convert import convert
+    from .feature_map import FeatureMap
+
+    root = Path(root)
+    write_bag(root / 'bag', make_typestore(require=('dit4dit_msgs',)), seconds=seconds,
+              size=tuple(size), textured=True, episodes=tuple(episodes))
+    fmap = FeatureMap.from_dict({
+        'fps': fps, 'reference': 'head',
+        'cameras': {'head': {'topic': '/camera/image_raw'}},
+        'state': {'topic': '/joint_states', 'joints': list(JOINTS)},
+        'action': {'source': 'command', 'topic': '/dit4dit/joint_command'}})
+    convert([root / 'bag'], fmap, root / 'data', progress=False)
+    return root / 'data'
+
+
+def main(argv=None):
+    """``python -m dit4dit_train.synthetic_bags OUT``: a small synthetic bag and dataset."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description='Write a synthetic bag (OUT/bag) and its '
+                                     'LeRobot v3 dataset (OUT/data) for checking a setup.')
+    parser.add_argument('output')
+    parser.add_argument('--seconds', type=float, default=4.0)
+    parser.add_argument('--size', default='224x224', help='camera HEIGHTxWIDTH')
+    args = parser.parse_args(argv)
+    height, width = (int(v) for v in args.size.lower().split('x'))
+    data = make_dataset(args.output, seconds=args.seconds, size=(height, width))
+    print(f'[synthetic] {args.seconds:g} s at {height}x{width}: dataset {data}', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -78,6 +78,11 @@ def build(cfg: TrainConfig):
     if not episodes:
         raise ValueError('no training episodes left after removing val_episodes')
     model_cfg = preset(cfg.preset, cfg.model)
+    if model_cfg.text.encoder == 'cosmos_reason1' and not cfg.text_cache:
+        raise ValueError('text.encoder=cosmos_reason1 (7B) stays out of the training loop: '
+                         'precompute the embeddings with python -m '
+                         'dit4dit_train.embed_instructions --config THIS_RECIPE --dataset DATA '
+                         '--cache-dir DIR, then set text_cache=DIR')
     dataset = LeRobotDataset(cfg.dataset, camera_keys=cfg.camera_keys,
                              frame_indices=tuple(model_cfg.video.frame_indices),
                              chunk_size=model_cfg.action.chunk_size, episodes=episodes)
@@ -93,6 +98,22 @@ def build(cfg: TrainConfig):
         actions, state_keys=list(keys.items()), action_dim=model_cfg.action.action_dim,
         state_dim=model_cfg.action.state_dim, action_names=list(contract.action_joints))
     return model_cfg, normalizer, dataset, contract
+
+
+def _fsdp_keeps_losses_in_fp32(acc, cfg):
+    """
+    Under FSDP2 with bf16, compute in bf16 but reduce gradients and return outputs in fp32.
+
+    accelerate's bf16 policy casts whatever the root module returns (our dict of losses) to bf16
+    and reduces gradients in bf16; the reference recipe (ZeRO-2, bf16, fp32 master weights)
+    keeps both in fp32.
+    """
+    plugin = getattr(acc.state, 'fsdp_plugin', None)
+    if plugin is None or getattr(plugin, 'fsdp_version', 1) != 2 or cfg.mixed_precision != 'bf16':
+        return
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+    plugin.mixed_precision_policy = MixedPrecisionPolicy(
+        param_dtype=torch.bfloat16, reduce_dtype=torch.float32, output_dtype=torch.float32)
 
 
 def _latest_state(out: Path):
@@ -112,6 +133,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     """Run training; return a summary."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
+    from dit4dit_policy.bench import peak_memory_mb
     from dit4dit_policy.model import DiT4DiT, save_checkpoint
     from dit4dit_policy.model.text_encoder import InstructionCache, make_text_encoder
     from tqdm import tqdm
@@ -124,7 +146,11 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         (out / 'train_config.json').write_text(cfg.dumps())
     model_cfg, normalizer, dataset, contract = build(cfg)
     set_seed(cfg.seed)                      # identical initial weights on every process
-    model = DiT4DiT(model_cfg)
+    if cfg.random_weights:
+        from dit4dit_policy.model.random_weights import random_model
+        model = random_model(model_cfg, seed=cfg.seed)
+    else:
+        model = DiT4DiT(model_cfg)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
@@ -141,10 +167,15 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                            contract.resize))
     if len(loader) == 0:
         raise ValueError(f'{len(dataset)} frames are fewer than one batch of {cfg.batch_size}')
+    _fsdp_keeps_losses_in_fp32(acc, cfg)
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
     acc.register_for_checkpointing(scheduler)
-    text_cache = InstructionCache(make_text_encoder(model_cfg.text), out / 'text_cache'
-                                  if acc.is_main_process else '')
+    if cfg.text_cache:
+        text_cache = InstructionCache(make_text_encoder(model_cfg.text), cfg.text_cache,
+                                      offline=True)
+    else:
+        text_cache = InstructionCache(make_text_encoder(model_cfg.text), out / 'text_cache'
+                                      if acc.is_main_process else '')
 
     swap = ColourSwap(cfg.colour_swap, cfg.seed) if cfg.colour_swap else None
     step = 0
@@ -163,6 +194,9 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
 
     def save():
         acc.wait_for_everyone()
+        # Every process takes part: a sharded model (FSDP, DeepSpeed ZeRO-3) gathers its full
+        # weights onto the main process here; for DDP it is the model's own state dict.
+        weights = acc.get_state_dict(model)
         final = out / 'state' / f'step_{step:08d}'
         tmp = out / 'state' / f'.tmp_step_{step:08d}'
         if acc.is_main_process and tmp.exists():
@@ -179,7 +213,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                 shutil.rmtree(old, ignore_errors=True)
             save_checkpoint(out / 'checkpoint', acc.unwrap_model(model), normalizer, contract,
                             extra={'step': step, 'dataset': str(cfg.dataset),
-                                   'preset': cfg.preset})
+                                   'preset': cfg.preset}, state_dict=weights)
         acc.wait_for_everyone()
 
     model.train()
@@ -229,7 +263,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     summary = {'steps': step, 'trained_steps': step - start_step, 'elapsed_s': elapsed,
                'samples_per_s': (step - start_step) * per_step / max(elapsed, 1e-9),
                'processes': acc.num_processes, 'checkpoint': str(out / 'checkpoint'),
-               'last': last}
+               'peak_memory_mb': peak_memory_mb(acc.device), 'last': last}
     acc.end_training()
     return summary
 
@@ -255,7 +289,8 @@ def main(argv=None):
         loss = summary['last'].get('loss', float('nan'))
         print(f"[train] {summary['trained_steps']} steps (to step {summary['steps']}) on "
               f"{summary['processes']} process(es) in {summary['elapsed_s']:.1f} s, "
-              f"{summary['samples_per_s']:.1f} samples/s, last loss {loss:.4f}; "
+              f"{summary['samples_per_s']:.3g} samples/s, last loss {loss:.4f}, peak memory "
+              f"{summary['peak_memory_mb']:.0f} MB per process; "
               f"checkpoint: {summary['checkpoint']}", flush=True)
     return 0
 

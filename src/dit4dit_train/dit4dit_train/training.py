@@ -55,6 +55,15 @@ class TrainConfig:
     # 'bilinear' is the official training resize; stored in the checkpoint's contract, so the
     # policy resizes at deployment exactly as it was trained.
     resize: str = 'bilinear'
+    # A directory of precomputed instruction embeddings (python -m
+    # dit4dit_train.embed_instructions): read only, the text encoder is never built in the
+    # training loop. Required for text.encoder=cosmos_reason1 (a 7B model); '' encodes in the
+    # run (cheap encoders) into RUN/text_cache.
+    text_cache: str = ''
+    # Build the model with random weights and read no local directory (the 2B preset's Wan VAE
+    # and Cosmos transformer included): for checks of the recipe's speed and memory
+    # (scripts/gpu_check.sh), never for a policy.
+    random_weights: bool = False
     # Optional augmentation for scenes whose objects are named by a primary colour, e.g.
     # {red: 0, green: 1, blue: 2} (word -> RGB channel): each sample's channels are permuted
     # among the named ones and its instruction renamed to match, so that the same layout asks
@@ -99,7 +108,11 @@ class TrainConfig:
             key, sep, value = item.partition('=')
             if not sep:
                 raise TrainConfigError(f'override {item!r} must look like key=value')
-            key, value = key.strip(), yaml.safe_load(value)
+            key, text = key.strip(), value
+            value = yaml.safe_load(text)
+            if key in cls.__dataclass_fields__ and typing.get_type_hints(cls)[key] is str \
+                    and not isinstance(value, str):
+                value = text.strip()        # mixed_precision=no: the text, not YAML's False
             if key.endswith('+'):
                 key = key[:-1].strip()
                 spec = cls.__dataclass_fields__.get(key)
@@ -223,6 +236,19 @@ class ColourSwap:
         self.seed = int(seed)
         self.pattern = re.compile(r'\b(' + '|'.join(map(re.escape, self.words)) + r')\b',
                                   re.IGNORECASE)
+
+    def variants(self, text: str) -> typing.List[str]:
+        """Return every renaming of ``text`` a draw can produce (identity included)."""
+        import itertools
+        out = []
+        for sources in itertools.permutations(self.channels):
+            pairs = zip(self.channels, sources)
+            new_word = {self.word_of[src]: self.word_of[k] for k, src in pairs}
+            renamed = self.pattern.sub(
+                lambda m: _same_case(m.group(0), new_word[m.group(0).lower()]), text)
+            if renamed not in out:
+                out.append(renamed)
+        return out
 
     def __call__(self, clip, instructions, step: int, process: int = 0):
         """Return (clip [B, 3, ...] with permuted channels, renamed instructions)."""

@@ -145,6 +145,14 @@ def _train_cmd(dataset, run, *extra):
             'colour_swap={red: 0, green: 1, blue: 2}', *COMMON, *extra]
 
 
+def test_string_keys_keep_their_text_where_yaml_would_read_a_boolean():
+    # mixed_precision=no is the string 'no' (YAML 1.1 reads a bare no as false)
+    assert TrainConfig.load(None, ['mixed_precision=no']).mixed_precision == 'no'
+    assert TrainConfig.load(None, ['resize=bilinear_antialias']).resize == 'bilinear_antialias'
+    with pytest.raises(TrainConfigError, match="resize 'area': valid are bilinear"):
+        TrainConfig.load(None, ['resize=area'])
+
+
 def test_a_killed_run_resumes_at_its_last_state_exactly(dataset, tmp_path):
     ref = tmp_path / 'reference'
     subprocess.run(_train_cmd(dataset, ref, 'stop_after=9'), check=True, capture_output=True,
@@ -198,6 +206,96 @@ def test_two_process_cpu_training_with_accelerate_launch(dataset, tmp_path):
     info = json.loads((dataset / 'meta' / 'info.json').read_text())
     assert contract.fps == info['fps']
     assert list(contract.state_joints) == info['features']['observation.state']['names']
+
+
+def test_embeddings_precomputed_offline_are_all_training_reads(dataset, tmp_path, capsys):
+    from dit4dit_policy.model.text_encoder import InstructionCache, make_text_encoder
+    from dit4dit_policy.model import preset
+    from dit4dit_train.embed_instructions import dataset_instructions, main as embed_main
+
+    assert dataset_instructions(dataset) == ['reach the red cube', 'reach the blue cube']
+    cache = tmp_path / 'emb'
+    swap = 'colour_swap={red: 0, green: 1, blue: 2}'
+    assert embed_main(['--dataset', str(dataset), '--cache-dir', str(cache), *COMMON, swap]) == 0
+    out = capsys.readouterr().out
+    # each instruction under every renaming colour_swap can draw: red, green and blue cubes
+    assert '[embed] 3 instructions: 3 encoded, 0 already cached' in out
+    assert len(list(cache.glob('*.safetensors'))) == 3
+    assert embed_main(['--dataset', str(dataset), '--cache-dir', str(cache), *COMMON, swap,
+                       '--instruction', 'wave']) == 0
+    assert '4 instructions: 1 encoded, 3 already cached' in capsys.readouterr().out
+
+    run = tmp_path / 'run'
+    assert train_main(['--dataset', str(dataset), '--output', str(run), '--no-progress',
+                       'steps=2', 'save_every=2', f'text_cache={cache}', swap, *COMMON]) == 0
+    assert not (run / 'text_cache').exists()            # read from EMB, nothing encoded
+    text_cfg = preset('tiny', json.loads(COMMON[0].partition('=')[2])).text
+    assert InstructionCache(make_text_encoder(text_cfg), cache, offline=True).get(
+        'reach the green cube').shape == (text_cfg.max_tokens, text_cfg.embed_dim)
+
+    with pytest.raises(ValueError, match='stays out of the training loop'):
+        train_main(['--dataset', str(dataset), '--output', str(tmp_path / 'big'), '--no-progress',
+                    'preset=cosmos-predict2.5-2b', 'steps=1'])
+
+
+def _free_port():
+    with socket.socket() as sock:          # parallel test runs must not collide
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_sharded_fsdp2_training_on_two_cpu_processes(dataset, tmp_path):
+    # The 2B recipe's accelerate config (FSDP2, bf16, activation checkpointing) on the tiny
+    # model: parameters sharded across two gloo processes, a sharded state saved and resumed
+    # bit-exactly, the exported checkpoint gathered on rank 0 equal to the sharded weights.
+    # accelerate never enables FSDP for CPU processes; fsdp_cpu_shim.py switches it on.
+    from dit4dit_policy.model import load_checkpoint
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    config = Path(__file__).resolve().parents[1] / 'config' / 'accelerate' / 'fsdp2_bf16.yaml'
+    shim = Path(__file__).resolve().parent / 'fsdp_cpu_shim.py'
+    env = dict(os.environ, OMP_NUM_THREADS='1', ACCELERATE_USE_CPU='true')
+
+    def launch(run, *extra):
+        cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--config_file', str(config),
+               '--num_processes', '2', '--main_process_ip', '127.0.0.1',
+               '--main_process_port', str(_free_port()), str(shim), '--dataset', str(dataset),
+               '--output', str(run), '--no-progress', *extra, 'steps=4', 'save_every=2',
+               'mixed_precision=bf16', *COMMON]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        return res.stdout
+
+    out = launch(tmp_path / 'run', 'stop_after=2')
+    shards = [ln for ln in out.splitlines() if ln.startswith('[shard]')]
+    assert len(shards) == 2, out[-2000:]
+    for line in shards:
+        words = line.split()
+        local, total = int(words[5]), int(words[7])
+        assert abs(2 * local - total) < 0.01 * total, line           # each holds half
+        assert '4 checkpointed blocks' in line, line                  # 2 video + 2 action
+        assert 'torch.bfloat16/torch.float32/torch.float32' in line, line
+    state = tmp_path / 'run' / 'state' / 'step_00000002' / 'pytorch_model_fsdp_0'
+    assert len(list(state.glob('*.distcp'))) == 2
+    resumed = launch(tmp_path / 'run', '--resume')
+    assert 'resumed from' in resumed and 'at step 2' in resumed
+    launch(tmp_path / 'straight')
+    run, straight = _metrics(tmp_path / 'run'), _metrics(tmp_path / 'straight')
+    assert [m['step'] for m in run] == [m['step'] for m in straight] == [1, 2, 3, 4]
+    for a, b in zip(run, straight):
+        for key in ('loss', 'action_loss', 'video_loss'):
+            assert a[key] == pytest.approx(b[key], rel=1e-6), (a['step'], key)
+
+    dcp_to_torch_save(tmp_path / 'run' / 'state' / 'step_00000004' / 'pytorch_model_fsdp_0',
+                      tmp_path / 'full.pt')
+    sharded = torch.load(tmp_path / 'full.pt')['model']
+    exported = load_file(tmp_path / 'run' / 'checkpoint' / 'model.safetensors')
+    assert exported and set(exported) <= set(sharded)
+    for key, value in exported.items():
+        assert torch.equal(value, sharded[key].to(value.dtype)), key
+    _, _, manifest, _ = load_checkpoint(tmp_path / 'run' / 'checkpoint')
+    assert manifest['extra']['step'] == 4
 
 
 def test_instruction_check_end_to_end(trained_run, dataset, tmp_path, capsys):

@@ -67,7 +67,7 @@ class Attention(nn.Module):
         return self.to_out(out.transpose(1, 2).reshape(b, n, w))
 
 
-class Block(nn.Module):
+class ActionDiTBlock(nn.Module):
     """One action-DiT block: AdaLN -> (cross- or self-) attention -> LN -> FFN."""
 
     def __init__(self, cfg: ActionConfig, cross: bool, context_dim: int):
@@ -112,7 +112,8 @@ class ActionDiT(nn.Module):
         nn.init.normal_(self.positions.weight, std=0.02)
         self.timestep_encoder = TimestepEncoder(width)
         self.blocks = nn.ModuleList(
-            Block(cfg, cross=(i % 2 == 0), context_dim=context_dim) for i in range(cfg.num_layers))
+            ActionDiTBlock(cfg, cross=(i % 2 == 0), context_dim=context_dim)
+            for i in range(cfg.num_layers))
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(width, 2 * width)    # -> (shift, scale)
         self.proj_out = nn.Linear(width, hidden)

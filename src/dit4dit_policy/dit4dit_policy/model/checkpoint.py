@@ -70,13 +70,15 @@ def _check_contract(contract: PolicyContract, normalizer: Normalizer, config: Di
 
 
 def save_checkpoint(path, model, normalizer: Normalizer, contract: PolicyContract, extra=None,
-                    dtype=None) -> Path:
+                    dtype=None, state_dict=None) -> Path:
     """
     Write ``model``, ``normalizer`` and ``contract`` to the directory ``path`` atomically.
 
     ``dtype`` (e.g. ``torch.float16``) stores floating-point weights in that type (half the
-    bytes: shipped demo checkpoints); loading casts them back to the model's type. Return the
-    path; ContractError if the contract does not fit the model.
+    bytes: shipped demo checkpoints); loading casts them back to the model's type.
+    ``state_dict``: the weights to write when ``model``'s own are shards (a sharded run's full
+    state dict, gathered on this process); the frozen codec's entries are left out as always.
+    Return the path; ContractError if the contract does not fit the model.
     """
     from safetensors.torch import save_file
 
@@ -88,7 +90,8 @@ def save_checkpoint(path, model, normalizer: Normalizer, contract: PolicyContrac
         _write(tmp / 'config.json', (json.dumps(model.config.to_dict(), indent=2) + '\n').encode())
         _write(tmp / 'normalization.json', normalizer.dumps().encode())
         _write(tmp / CONTRACT, contract.dumps().encode())
-        weights = model.trainable_state_dict()
+        weights = (model.trainable_state_dict() if state_dict is None else
+                   {k: v for k, v in state_dict.items() if not k.startswith('codec.')})
         tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
         if dtype is not None:
             tensors = {k: v.to(dtype) if v.is_floating_point() else v
