@@ -70,7 +70,8 @@ class PolicyRunner:
         self.contract = None        # the checkpoint's PolicyContract (from_checkpoint)
         self.resize = resize
         cfg = self.config.text
-        self.instructions = InstructionCache(make_text_encoder(cfg),
+        # A cache miss of a model encoder (cosmos_reason1) runs it where the policy runs.
+        self.instructions = InstructionCache(make_text_encoder(cfg, device=self.device),
                                              text_cache_dir or cfg.cache_dir)
 
     @classmethod

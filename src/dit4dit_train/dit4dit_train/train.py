@@ -34,7 +34,7 @@ def _dataset_info(root):
 
 
 def dataset_contract(info: dict, camera_keys, state_key='observation.state',
-                     action_key='action', resize='bilinear'):
+                     action_key='action', resize=None):
     """
     Return the PolicyContract of a LeRobot v3 dataset's ``info.json`` for ``camera_keys``.
 
@@ -42,7 +42,7 @@ def dataset_contract(info: dict, camera_keys, state_key='observation.state',
     dataset without them gets ``state_0 ..`` / ``action_0 ..``, which no robot profile has: the
     robot side then refuses the checkpoint by name instead of guessing.
     """
-    from dit4dit_policy.contract import Camera, PolicyContract
+    from dit4dit_policy.contract import Camera, DEFAULT_RESIZE, PolicyContract
 
     features = info['features']
 
@@ -66,7 +66,8 @@ def dataset_contract(info: dict, camera_keys, state_key='observation.state',
                               else key, height, width))
     return PolicyContract(fps=float(info['fps']), state_joints=names(state_key),
                           action_joints=names(action_key), cameras=cameras,
-                          robot_type=str(info.get('robot_type') or ''), resize=resize)
+                          robot_type=str(info.get('robot_type') or ''),
+                          resize=resize or DEFAULT_RESIZE)
 
 
 def build(cfg: TrainConfig):

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 import typing
 
-from dit4dit_policy.contract import RESIZE_RULES
+from dit4dit_policy.contract import DEFAULT_RESIZE, RESIZE_RULES
 import numpy as np
 import torch
 import yaml
@@ -54,7 +54,7 @@ class TrainConfig:
     # How camera views are resized to the model's frame (dit4dit_policy.contract.RESIZE_RULES):
     # 'bilinear' is the official training resize; stored in the checkpoint's contract, so the
     # policy resizes at deployment exactly as it was trained.
-    resize: str = 'bilinear'
+    resize: str = DEFAULT_RESIZE
     # A directory of precomputed instruction embeddings (python -m
     # dit4dit_train.embed_instructions): read only, the text encoder is never built in the
     # training loop. Required for text.encoder=cosmos_reason1 (a 7B model); '' encodes in the
