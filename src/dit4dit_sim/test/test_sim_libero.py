@@ -6,7 +6,8 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 from dit4dit_sim.envs import make_env  # noqa: E402
 from dit4dit_sim.envs.libero import (  # noqa: E402
-    all_tasks, COMMAND_NAMES, CONTROL_PERIOD, HELD_OUT_SEEDS, Libero, LiberoConfig)
+    all_tasks, COMMAND_NAMES, CONTROL_PERIOD, EEF_NAMES, HELD_OUT_SEEDS, Libero, LiberoConfig,
+    STATE_8D)
 from dit4dit_sim.experts.libero_expert import (  # noqa: E402
     LiberoOracle, plan_for_task, run_direct)
 import numpy as np  # noqa: E402
@@ -51,14 +52,22 @@ def test_plan_comes_from_the_bddl_goal():
 def test_interface_names_and_a_held_out_reset(env):
     assert isinstance(env, Libero) and env.name == 'libero'
     assert env.joint_names == tuple(f'panda_joint{i}' for i in range(1, 8)) + (
-        'panda_finger_joint1', 'panda_finger_joint2')
+        'panda_finger_joint1', 'panda_finger_joint2') + EEF_NAMES
     assert env.command_names == COMMAND_NAMES and len(COMMAND_NAMES) == 7
     assert env.cameras == ('agentview', 'wrist')
     assert env.held_out_seeds == HELD_OUT_SEEDS and len(HELD_OUT_SEEDS) == 50
     env.reset(HELD_OUT_SEEDS[0])
     assert env.instruction.startswith('pick up the black bowl between the plate')
     assert env.time == 0.0 and not env.success() and env.failure() == ''
-    assert env.joint_positions().shape == (9,) and env.joint_velocities().shape == (9,)
+    assert env.joint_positions().shape == (15,) and env.joint_velocities().shape == (15,)
+    # the 8-D state of LIBERO policies: eef position, axis-angle, fingers, as robosuite's obs
+    state = env.joint_positions(list(STATE_8D))
+    obs = env._env.env._get_observations(force_update=True)
+    from robosuite.utils.transform_utils import quat2axisangle
+    np.testing.assert_allclose(state[:3], obs['robot0_eef_pos'], atol=1e-9)
+    np.testing.assert_allclose(state[3:6], quat2axisangle(obs['robot0_eef_quat'].copy()),
+                               atol=1e-6)
+    np.testing.assert_allclose(state[6:], obs['robot0_gripper_qpos'], atol=1e-9)
     fingers = env.joint_positions(['panda_finger_joint1', 'panda_finger_joint2'])
     assert fingers[0] > 0 > fingers[1]
     objects = env.objects()

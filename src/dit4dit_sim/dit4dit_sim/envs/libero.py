@@ -45,8 +45,13 @@ CONTROL_PERIOD = 0.05             # robosuite control_freq 20
 HELD_OUT_SEEDS = tuple(range(1_000_000, 1_000_050))   # official initial state k = seed - 1e6
 ARM_JOINTS = tuple(f'robot0_joint{i}' for i in range(1, 8))
 FINGER_JOINTS = ('gripper0_finger_joint1', 'gripper0_finger_joint2')
+# The end-effector pose as pseudo-joints on joint_states: LIBERO's policy state is the grip
+# site's position [m], the hand's orientation as axis-angle [rad] (robosuite's eef_pos and
+# quat2axisangle(eef_quat)) and the two finger joints: STATE_8D.
+EEF_NAMES = ('eef_x', 'eef_y', 'eef_z', 'eef_ax', 'eef_ay', 'eef_az')
 JOINT_NAMES = tuple(f'panda_joint{i}' for i in range(1, 8)) + (
-    'panda_finger_joint1', 'panda_finger_joint2')
+    'panda_finger_joint1', 'panda_finger_joint2') + EEF_NAMES
+STATE_8D = EEF_NAMES + ('panda_finger_joint1', 'panda_finger_joint2')
 COMMAND_NAMES = ('osc_x', 'osc_y', 'osc_z', 'osc_roll', 'osc_pitch', 'osc_yaw', 'gripper')
 HOLD = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)    # no motion, gripper open
 CAMERAS = {'agentview': 'agentview', 'wrist': 'robot0_eye_in_hand'}
@@ -215,6 +220,8 @@ class Libero(Environment):
         self._qadr = [int(model.get_joint_qpos_addr(j)) for j in ARM_JOINTS + FINGER_JOINTS]
         self._vadr = [int(model.get_joint_qvel_addr(j)) for j in ARM_JOINTS + FINGER_JOINTS]
         self._by_name = dict(zip(JOINT_NAMES, range(len(JOINT_NAMES))))
+        from robosuite.utils import transform_utils
+        self._transforms = transform_utils
         self._bodies = {n: model.body_name2id(o.root_body) for n, o in
                         list(inner.objects_dict.items()) + list(inner.fixtures_dict.items())
                         if n != 'main_table'}
@@ -319,12 +326,25 @@ class Libero(Environment):
                              f'{", ".join(JOINT_NAMES)}') from None
 
     def joint_positions(self, names=None) -> np.ndarray:
-        """Return measured positions of ``names`` (default ``joint_names``)."""
-        return self._select(self._env.env.sim.data.qpos[self._qadr].copy(), names)
+        """Return measured positions of ``names`` (default ``joint_names``; eef pose last)."""
+        position, axis_angle = self.eef_pose()
+        values = np.concatenate([self._env.env.sim.data.qpos[self._qadr], position, axis_angle])
+        return self._select(values, names)
 
     def joint_velocities(self, names=None) -> np.ndarray:
-        """Return measured velocities of ``names`` (default ``joint_names``)."""
-        return self._select(self._env.env.sim.data.qvel[self._vadr].copy(), names)
+        """Return measured velocities (the eef's: linear and angular, world frame)."""
+        robot = self._env.env.robots[0]
+        values = np.concatenate([self._env.env.sim.data.qvel[self._vadr],
+                                 np.asarray(robot._hand_vel), np.asarray(robot._hand_ang_vel)])
+        return self._select(values, names)
+
+    def eef_pose(self) -> typing.Tuple[np.ndarray, np.ndarray]:
+        """Return (grip-site position, hand orientation as axis-angle), as LIBERO's state."""
+        inner = self._env.env
+        body = inner.robots[0].robot_model.eef_name
+        quat = self._transforms.convert_quat(np.array(inner.sim.data.get_body_xquat(body)),
+                                             to='xyzw')
+        return self.eef_position(), np.asarray(self._transforms.quat2axisangle(quat), float)
 
     def eef_position(self) -> np.ndarray:
         """Return the world position of the gripper's grip site (robosuite's eef)."""
