@@ -30,6 +30,10 @@ import yaml
 CONTROL_MODES = ('arm_sdk', 'lowcmd')
 HARDWARE = ('real', 'sim')
 SIM_TASKS = ('reach', 'push')                   # dit4dit_sim.envs.g1_tabletop.TASKS
+# Environments demonstrations are collected in: the G1 tabletop (scripted_expert) and LIBERO
+# (libero_expert, libero_spatial's pick-and-place tasks; task ids like libero_spatial/3).
+COLLECT_ENVIRONMENTS = ('g1_tabletop', 'libero')
+LIBERO_CAMERA_FPS = 20.0                        # one frame per 20 Hz control step
 STRATEGIES = ('replace', 'crossfade', 'rtc')    # dit4dit_control.chunk_executor's registry
 G1_PARAMS = 'g1_params.yaml'
 # Inference is best effort, the executor's and the bridge's loops (and the twin's physics) are
@@ -221,11 +225,25 @@ class CollectArguments:
     real_time_factor: float = 1.0
     storage: str = 'mcap'
     every_target: bool = False
+    environment: str = 'g1_tabletop'
 
     def __post_init__(self):
         """Validate."""
         if not self.output:
             raise ValueError('output is required (a bag directory to create)')
+        if self.environment not in COLLECT_ENVIRONMENTS:
+            raise ValueError(f'environment {self.environment!r}: valid are '
+                             f'{", ".join(COLLECT_ENVIRONMENTS)}')
+        if self.environment == 'libero':
+            from dit4dit_sim.envs.libero import parse_task_id
+            if parse_task_id(self.task)[0] != 'libero_spatial':
+                raise ValueError(f'task {self.task!r}: the LIBERO scripted expert solves '
+                                 'libero_spatial tasks (libero_spatial/0 .. /9)')
+            if self.every_target:
+                raise ValueError('every_target names tabletop cubes; LIBERO has no targets')
+        elif self.task not in SIM_TASKS:
+            raise ValueError(f'task {self.task!r}: valid g1_tabletop tasks are '
+                             f'{", ".join(SIM_TASKS)}')
         _check_episodes(self)
         if not 16 <= self.render_size <= 1024:
             raise ValueError(f'render_size {self.render_size} must be in [16, 1024]')
@@ -241,6 +259,8 @@ COLLECT_DESCRIPTIONS = {
     'storage': 'rosbag2 storage: mcap or sqlite3',
     'every_target': 'name each cube of a scene in turn (3 episodes per scene; only the '
                     'instruction tells them apart) instead of one drawn cube per scene',
+    'environment': 'g1_tabletop (scripted_expert) or libero (libero_expert; task:= '
+                   'libero_spatial/N, both cameras, 20 Hz in lockstep)',
 }
 
 
@@ -253,32 +273,46 @@ def _check_episodes(args):
 
 
 def _sim_bridge(args, split: str, start_delay_s: float, size, camera_fps=None,
-                lockstep=False) -> NodeSpec:
-    """Return the g1_tabletop sim_bridge running ``args.episodes`` episodes of ``split``."""
+                lockstep=False, environment='g1_tabletop') -> NodeSpec:
+    """Return the sim_bridge of ``environment`` running ``args.episodes`` episodes of ``split``."""
     fps = {} if camera_fps is None else {'camera_fps': float(camera_fps)}
     return _node('dit4dit_sim', 'sim_bridge', 'sim_bridge',
                  'dit4dit_sim.nodes.sim_bridge:SimBridgeNode',
-                 {'task': args.task, 'render_height': size[0], 'render_width': size[1],
+                 {'environment': environment, 'task': args.task, 'render_height': size[0],
+                  'render_width': size[1],
                   'split': split, 'auto_reset': True, 'first_index': args.first_index,
                   'max_episodes': args.episodes, 'real_time_factor': args.real_time_factor,
                   'start_delay_s': start_delay_s, 'lockstep': lockstep, **fps}, SIM_PARAMS)
 
 
 def collect_graph(args: CollectArguments) -> typing.List[NodeSpec]:
-    """Return sim_bridge (training initial states) + scripted_expert + the bag recorder."""
+    """Return sim_bridge (training initial states) + the environment's expert + the recorder."""
     from dit4dit_train.recording import CLOSE_BUDGET_S
 
     # Every node but the simulator runs on its /clock: stamps and timers stay consistent even
     # when the simulation runs slower (or faster) than the wall clock.
+    size = (args.render_size, args.render_size)
+    if args.environment == 'libero':
+        # LIBERO: a fresh placement per seed (the official initial states stay held out), both
+        # cameras at the control rate, every control step answered by the expert (lockstep).
+        bridge = _sim_bridge(args, 'train', start_delay_s=2.0, size=size,
+                             camera_fps=LIBERO_CAMERA_FPS, lockstep=True, environment='libero')
+        expert = _node('dit4dit_sim', 'libero_expert', 'libero_expert',
+                       'dit4dit_sim.nodes.libero_expert:LiberoExpertNode',
+                       {'use_sim_time': True}, SIM_PARAMS)
+        preset = 'libero'
+    else:
+        bridge = _sim_bridge(args, 'train_every_target' if args.every_target else 'train',
+                             start_delay_s=2.0, size=size)
+        expert = _node('dit4dit_sim', 'scripted_expert', 'scripted_expert',
+                       'dit4dit_sim.nodes.scripted_expert:ScriptedExpertNode',
+                       {'use_sim_time': True}, SIM_PARAMS)
+        preset = 'sim'
     return [
-        _sim_bridge(args, 'train_every_target' if args.every_target else 'train',
-                    start_delay_s=2.0, size=(args.render_size, args.render_size)),
-        _node('dit4dit_sim', 'scripted_expert', 'scripted_expert',
-              'dit4dit_sim.nodes.scripted_expert:ScriptedExpertNode', {'use_sim_time': True},
-              SIM_PARAMS),
+        bridge, expert,
         _node('dit4dit_train', 'bag_recorder', 'bag_recorder',
               'dit4dit_train.nodes.recorder:BagRecorder',
-              {'preset': 'sim', 'output': args.output, 'storage': args.storage,
+              {'preset': preset, 'output': args.output, 'storage': args.storage,
                'use_sim_time': True}, SIM_PARAMS, stop_budget_s=CLOSE_BUDGET_S),
     ]
 

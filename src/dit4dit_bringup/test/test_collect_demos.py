@@ -40,6 +40,41 @@ def test_collected_bag_converts_to_a_dataset_of_successful_episodes(tmp_path):
     assert all(json.loads(p.read_text())['instruction'].startswith('reach the ') for p in reports)
 
 
+def test_libero_demonstrations_through_ros_convert_with_the_libero_map(tmp_path):
+    # The LIBERO expert through sim_bridge (lockstep, both cameras, 20 Hz) recorded by the
+    # bag recorder: one training episode (a fresh placement, not an official state) becomes a
+    # dataset with two views, LIBERO's 8-D state and the 7-D action.
+    from dit4dit_train.convert import main as convert_main
+    from dit4dit_train.dataset import LeRobotDataset
+
+    bag = tmp_path / 'libero'
+    result = collect(CollectArguments(output=str(bag), episodes=1, render_size=64,
+                                      environment='libero', task='libero_spatial/0'),
+                     timeout_s=400)
+    assert result['episodes'] == 1 and result['successes'] == 1, result
+    assert not result['error']
+    out = tmp_path / 'dataset'
+    assert convert_main([str(bag), '--map', 'libero', '--output', str(out)]) == 0
+    info = json.loads((out / 'meta' / 'info.json').read_text())
+    assert info['total_episodes'] == 1 and info['fps'] == 20
+    features = info['features']
+    assert features['observation.state']['shape'] == [8]
+    assert features['observation.state']['names'][:3] == ['eef_x', 'eef_y', 'eef_z']
+    assert features['action']['shape'] == [7] and features['action']['names'][-1] == 'gripper'
+    assert {'observation.images.head', 'observation.images.wrist'} <= set(features)
+    data = LeRobotDataset(out, chunk_size=8)
+    sample = data[0]
+    assert tuple(sample['images'].shape[-4:]) == (2, 64, 64, 3)       # two views
+    assert sample['instruction'].startswith('pick up the black bowl')
+    actions = sample['actions'].numpy()
+    assert actions.shape == (8, 7) and np.all(np.abs(actions) <= 1.0)
+    sync = json.loads(next((out / 'meta' / 'dit4dit_sync').glob('*.json')).read_text())
+    assert sync['outcome'] == 'success'
+    # lockstep at the control rate: nearly every 20 Hz tick has its frame
+    kept, dropped = sync['frames_kept'], sync['frames_dropped']
+    assert kept >= 60 and dropped <= 0.1 * (kept + dropped), sync
+
+
 def test_collection_without_a_working_recorder_does_not_start(tmp_path, capsys):
     existing = tmp_path / 'existing'
     existing.mkdir()

@@ -210,6 +210,27 @@ def test_collect_graph_records_the_sim_preset_on_sim_time():
     assert every[0].parameters['split'] == 'train_every_target'
 
 
+def test_libero_collect_graph_runs_the_libero_expert_in_lockstep_with_both_cameras():
+    args = CollectArguments(output='/tmp/x', episodes=3, environment='libero',
+                            task='libero_spatial/2', render_size=128)
+    specs = {s.name: s for s in collect_graph(args)}
+    assert set(specs) == {'sim_bridge', 'libero_expert', 'bag_recorder'}
+    bridge = specs['sim_bridge'].parameters
+    assert (bridge['environment'], bridge['task'], bridge['split']) == (
+        'libero', 'libero_spatial/2', 'train')        # official initial states stay held out
+    assert bridge['lockstep'] is True and bridge['camera_fps'] == 20.0
+    assert specs['bag_recorder'].parameters['preset'] == 'libero'
+    for bad, message in (({'task': 'libero_goal/1'}, 'solves libero_spatial tasks'),
+                         ({'task': 'reach'}, 'unknown LIBERO suite'),
+                         ({'every_target': True}, 'LIBERO has no targets'),
+                         ({'environment': 'robocasa'}, 'valid are g1_tabletop, libero')):
+        with pytest.raises(ValueError, match=message):
+            CollectArguments(**{'output': '/tmp/x', 'environment': 'libero',
+                                'task': 'libero_spatial/0', **bad})
+    with pytest.raises(ValueError, match='valid g1_tabletop tasks are reach, push'):
+        CollectArguments(output='/tmp/x', task='libero_spatial/0')
+
+
 def test_config_files_are_installed_with_the_package():
     assert (config_dir() / 'dit4dit.rviz').is_file()
     assert set(node_parameters(G1_PARAMS)) == {'policy_node', 'action_executor', 'g1_bridge',

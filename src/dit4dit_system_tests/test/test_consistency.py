@@ -54,6 +54,8 @@ def graphs(checkpoints, tmp_path_factory):
         'g1_twin': g1_graph(G1Arguments(checkpoint=str(checkpoints['g1']), hardware='sim')),
         'sim': sim_graph(SimArguments(checkpoint=str(checkpoints['sim']))),
         'collect': collect_graph(CollectArguments(output=str(out), episodes=1)),
+        'collect_libero': collect_graph(CollectArguments(
+            output=str(out), episodes=1, environment='libero', task='libero_spatial/0')),
         'expert': expert_graph(ExpertArguments()),
     }
 
@@ -88,6 +90,9 @@ def test_every_preset_topic_is_carried_by_its_graph(graphs):
     assert not missing, f'record_sim lists topics the simulation graphs do not carry: {missing}'
     disabled = [t.name for t in load_preset('sim').topics if not t.enabled]
     assert set(disabled) <= robot
+    libero = _carried(graphs['collect_libero'])
+    missing = [t.name for t in load_preset('libero').enabled_topics() if t.name not in libero]
+    assert not missing, f'record_libero lists topics LIBERO collection does not carry: {missing}'
 
 
 def test_every_topic_a_graph_node_uses_is_in_the_registry(graphs):
