@@ -18,7 +18,7 @@ local directory (the 2B preset's Wan VAE and Cosmos transformer included), so th
 benchmark runs on any machine:
 
     python -m dit4dit_policy.bench --preset cosmos-predict2.5-2b --random-weights \
-        --override text.encoder=bytes --iters 1 --warmup 0            # CPU: about 2 minutes
+        --override text.encoder=bytes --iters 1 --warmup 0    # 2 CPU cores: about 3.5 minutes
 """
 
 import argparse

@@ -171,12 +171,11 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     _fsdp_keeps_losses_in_fp32(acc, cfg)
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
     acc.register_for_checkpointing(scheduler)
-    if cfg.text_cache:
-        text_cache = InstructionCache(make_text_encoder(model_cfg.text), cfg.text_cache,
-                                      offline=True)
+    encoder = make_text_encoder(model_cfg.text)
+    if cfg.text_cache:              # precomputed (embed_instructions): read, never encoded
+        text_cache = InstructionCache(encoder, cfg.text_cache, offline=True)
     else:
-        text_cache = InstructionCache(make_text_encoder(model_cfg.text), out / 'text_cache'
-                                      if acc.is_main_process else '')
+        text_cache = InstructionCache(encoder, out / 'text_cache' if acc.is_main_process else '')
 
     swap = ColourSwap(cfg.colour_swap, cfg.seed) if cfg.colour_swap else None
     step = 0

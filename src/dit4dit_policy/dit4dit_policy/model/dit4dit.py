@@ -58,6 +58,13 @@ def to_model_frames(views, image_size, resize):
     return frames.permute(0, 2, 1, 3, 4) * 2.0 - 1.0
 
 
+def _first_frame_mask(latents):
+    """Return the conditioning mask [B, 1, T, h, w] of ``latents``: 1 on latent frame 0."""
+    mask = torch.zeros_like(latents[:, :1])
+    mask[:, :, 0] = 1.0
+    return mask
+
+
 class DiT4DiT(nn.Module):
     """The cascaded policy (model space)."""
 
@@ -99,9 +106,7 @@ class DiT4DiT(nn.Module):
         """
         cond = self.codec.encode_current_frame(clip[:, :, :1], self.config.video.num_latent_frames,
                                                generator=generator)
-        mask = torch.zeros_like(cond[:, :1])
-        mask[:, :, 0] = 1.0
-        return cond, mask
+        return cond, _first_frame_mask(cond)
 
     def condition_padded(self, clip, generator=None):
         """
@@ -115,9 +120,7 @@ class DiT4DiT(nn.Module):
         padded = clip.new_zeros(b, c, num_frames, h, w)
         padded[:, :, 0] = clip[:, :, 0]
         cond = self.codec.encode_condition(padded, generator=generator)
-        mask = torch.zeros_like(cond[:, :1])
-        mask[:, :, 0] = 1.0
-        return cond, mask
+        return cond, _first_frame_mask(cond)
 
     def feature_pass(self, cond, mask, text, generator=None):
         """Return the tap-block tokens [B, S, D] at tau_f, pure-noise futures (``tap_frames``)."""

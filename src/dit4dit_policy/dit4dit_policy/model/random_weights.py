@@ -41,7 +41,6 @@ def random_model(config: DiT4DiTConfig, seed: int = 0) -> DiT4DiT:
         raise ValueError('random weights build no 7B text encoder (its embeddings are cached '
                          'per instruction, outside the query): add --override '
                          'text.encoder=bytes, or give text.model_path')
-    codec = None
     if config.video.latent_codec == 'wan_vae':
         codec = WanVAECodec(config.video, vae=random_wan_vae(config.video, seed))
     else:

@@ -220,8 +220,6 @@ class Libero(Environment):
         self._qadr = [int(model.get_joint_qpos_addr(j)) for j in ARM_JOINTS + FINGER_JOINTS]
         self._vadr = [int(model.get_joint_qvel_addr(j)) for j in ARM_JOINTS + FINGER_JOINTS]
         self._by_name = dict(zip(JOINT_NAMES, range(len(JOINT_NAMES))))
-        from robosuite.utils import transform_utils
-        self._transforms = transform_utils
         self._bodies = {n: model.body_name2id(o.root_body) for n, o in
                         list(inner.objects_dict.items()) + list(inner.fixtures_dict.items())
                         if n != 'main_table'}
@@ -340,11 +338,13 @@ class Libero(Environment):
 
     def eef_pose(self) -> typing.Tuple[np.ndarray, np.ndarray]:
         """Return (grip-site position, hand orientation as axis-angle), as LIBERO's state."""
+        from robosuite.utils import transform_utils
+
         inner = self._env.env
         body = inner.robots[0].robot_model.eef_name
-        quat = self._transforms.convert_quat(np.array(inner.sim.data.get_body_xquat(body)),
-                                             to='xyzw')
-        return self.eef_position(), np.asarray(self._transforms.quat2axisangle(quat), float)
+        quat = transform_utils.convert_quat(np.array(inner.sim.data.get_body_xquat(body)),
+                                            to='xyzw')
+        return self.eef_position(), np.asarray(transform_utils.quat2axisangle(quat), float)
 
     def eef_position(self) -> np.ndarray:
         """Return the world position of the gripper's grip site (robosuite's eef)."""
