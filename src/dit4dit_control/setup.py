@@ -17,13 +17,14 @@ setup(
     maintainer_email='dit4dit-ros@users.noreply.github.com',
     description=(
         'Torch-free, safety-critical control of dit4dit_ros: the chunk executor, the safety '
-        'filter, the executor state machine (ROS-free) and the action_executor and '
-        'command_ghost nodes.'),
+        'filter, the executor state machine (ROS-free) and the action_executor, '
+        'lockstep_executor and command_ghost nodes.'),
     license='MIT',
     entry_points={
         'console_scripts': [
             'action_executor = dit4dit_control.nodes.action_executor:main',
             'command_ghost = dit4dit_control.nodes.command_ghost:main',
+            'lockstep_executor = dit4dit_control.nodes.lockstep_executor:main',
         ],
     },
 )

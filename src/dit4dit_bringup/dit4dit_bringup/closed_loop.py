@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 import threading
 import time
+import typing
 
 import numpy as np
 
@@ -35,12 +36,33 @@ def add_episode_arguments(parser, output_help: str = 'directory for results and 
 
 
 class EpisodeMonitor:
-    """Collect episode rows and camera frames from the episode events and the camera topic."""
+    """
+    Collect episode rows and camera frames from the episode events and the camera topic.
+
+    A row also counts the policy's chunks (``chunks``) and the executor's commands
+    (``commands``) stamped during its episode, for the record of how the policy was run.
+    """
 
     def __init__(self, episodes: int, videos: str):
         """Keep frames of all episodes, the first, or none."""
         self.episodes, self.videos = episodes, videos
         self.rows, self.frames, self.current = [], {}, None
+        self.on_finished = None       # called with each row as its episode ends
+        self.stamps = {'chunks': [], 'commands': []}   # of the running episode [s]
+
+    def on_chunk(self, msg):
+        """Note an action chunk's observation stamp."""
+        self._note('chunks', msg)
+
+    def on_command(self, msg):
+        """Note a joint command's stamp."""
+        self._note('commands', msg)
+
+    def _note(self, key, msg):
+        from dit4dit_common.stamps import to_seconds
+
+        if self.current is not None:
+            self.stamps[key].append(to_seconds(msg.header.stamp))
 
     def on_event(self, msg):
         """Start or finish a row (and print the finished one)."""
@@ -50,6 +72,7 @@ class EpisodeMonitor:
         if msg.event == EpisodeEvent.START:
             self.current = msg.episode_index
             self.frames[msg.episode_index] = []
+            self.stamps = {key: [] for key in self.stamps}
             self.rows.append({'episode': msg.episode_index,
                               'initial_state': msg.initial_state_index,
                               'instruction': msg.instruction, 'task': msg.task,
@@ -59,11 +82,16 @@ class EpisodeMonitor:
             row['success'] = msg.event == EpisodeEvent.SUCCESS
             row['outcome'] = ('start', 'success', 'failure', 'abort')[msg.event]
             row['message'] = msg.message
-            row['duration_s'] = round(to_seconds(msg.header.stamp) - row.pop('start'), 3)
+            start, end = row.pop('start'), to_seconds(msg.header.stamp)
+            row['duration_s'] = round(end - start, 3)
+            for key, times in self.stamps.items():     # what answered this episode's states
+                row[key] = sum(1 for t in times if start - 1e-9 <= t < end - 1e-9)
             self.current = None
             print(f'[{len(self.finished(True))}/{self.episodes}] {row["instruction"]!r} '
                   f'(held-out state {row["initial_state"]}): {row["outcome"]} after '
                   f'{row["duration_s"]:.1f} s {row["message"]}'.rstrip(), flush=True)
+            if self.on_finished is not None:
+                self.on_finished(row)
 
     def on_image(self, msg):
         """Keep the frame if its episode is filmed."""
@@ -81,34 +109,71 @@ class EpisodeMonitor:
 
 def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float = 0.0) -> dict:
     """Run the episodes; write and return the results (see the module docstring)."""
+    if videos not in VIDEO_CHOICES:
+        raise ValueError(f'videos {videos!r}: valid are {", ".join(VIDEO_CHOICES)}')
+    output = Path(output)
+    start = time.monotonic()
+    finished, _ = run_episodes(
+        sim_graph(args), args.episodes, videos, timeout_s,
+        video_path=lambda row: output / 'videos' / f'episode_{row["episode"]:03d}.mp4')
+    wins = sum(bool(e['success']) for e in finished)
+    result = {'checkpoint': args.checkpoint, 'task': args.task, 'strategy': args.strategy,
+              'episodes': len(finished), 'successes': wins,
+              'success_rate': wins / len(finished) if finished else 0.0,
+              'wall_s': round(time.monotonic() - start, 1), 'rows': finished}
+    output.mkdir(parents=True, exist_ok=True)
+    (output / 'results.json').write_text(json.dumps(result, indent=2))
+    _plot(finished, output / 'success.png')
+    return result
+
+
+def run_episodes(specs, episodes: int, videos: str, timeout_s: float = 0.0, on_finished=None,
+                 video_path=None) -> typing.Tuple[typing.List[dict], bool]:
+    """
+    Run a simulation graph (``specs``, with a ``sim_bridge``) until its episodes have ended.
+
+    Each finished episode's row goes to ``on_finished(row)`` as it ends, its film (if kept) to
+    ``video_path(row)``; return (the finished rows, whether a stop signal cut the run short).
+    """
     from dit4dit_common import topics
     from dit4dit_common.runner import build_node, Graph
     from dit4dit_msgs.msg import EpisodeEvent
     import rclpy
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image, JointState
+    from trajectory_msgs.msg import JointTrajectory
 
     from dit4dit_train.lerobot_format import write_mp4
 
-    if videos not in VIDEO_CHOICES:
-        raise ValueError(f'videos {videos!r}: valid are {", ".join(VIDEO_CHOICES)}')
-    output = Path(output)
-    (output / 'videos').mkdir(parents=True, exist_ok=True)
-    monitor = EpisodeMonitor(args.episodes, videos)
+    monitor = EpisodeMonitor(episodes, videos)
     start = time.monotonic()
-    factories = {s.name: (lambda s=s: build_node(s)) for s in sim_graph(args)}
+    factories = {s.name: (lambda s=s: build_node(s)) for s in specs}
     factories['monitor'] = lambda: rclpy.create_node('closed_loop_monitor')
     sim_done = threading.Event()
     with Graph(factories, name='evaluate_closed_loop', separate=('sim_bridge',),
                make_executor=lambda: MultiThreadedExecutor(num_threads=3)) as graph:
+        sim = graph.nodes['sim_bridge']
+        fps = int(round(sim.p['camera_fps']))     # videos play at the simulated camera rate
+
+        def finished(row):
+            images = monitor.frames.pop(row['episode'], None) or []
+            if images and video_path is not None:
+                path = Path(video_path(row))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                row['video'] = str(write_mp4(path, np.stack(images), fps))
+            if on_finished is not None and row['outcome'] != 'abort':
+                on_finished(row)
+        monitor.on_finished = finished
         node = graph.nodes['monitor']
         node.create_subscription(EpisodeEvent, topics.name('episode_event'), monitor.on_event,
                                  20)
         node.create_subscription(Image, topics.name('camera'), monitor.on_image,
                                  qos_profile_sensor_data)
-        sim = graph.nodes['sim_bridge']
-        fps = int(round(sim.p['camera_fps']))     # videos play at the simulated camera rate
+        node.create_subscription(JointTrajectory, topics.name('action_chunk'), monitor.on_chunk,
+                                 20)
+        node.create_subscription(JointState, topics.name('joint_command'), monitor.on_command,
+                                 100)
         sim_executor = SingleThreadedExecutor()
         sim_executor.add_node(sim)
 
@@ -126,23 +191,11 @@ def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float =
             graph.spin(until=lambda: time.monotonic() > grace or all(
                 'outcome' in r for r in monitor.rows))
         finally:
+            interrupted = bool(graph.stop)
             sim_done.set()
             sim_thread.join(timeout=10)
             sim_executor.shutdown()
-    finished = monitor.finished()
-    for row in finished:
-        images = monitor.frames.get(row['episode']) or []
-        if images:
-            path = output / 'videos' / f'episode_{row["episode"]:03d}.mp4'
-            row['video'] = str(write_mp4(path, np.stack(images), fps))
-    wins = sum(bool(e['success']) for e in finished)
-    result = {'checkpoint': args.checkpoint, 'task': args.task, 'strategy': args.strategy,
-              'episodes': len(finished), 'successes': wins,
-              'success_rate': wins / len(finished) if finished else 0.0,
-              'wall_s': round(time.monotonic() - start, 1), 'rows': finished}
-    (output / 'results.json').write_text(json.dumps(result, indent=2))
-    _plot(finished, output / 'success.png')
-    return result
+    return monitor.finished(), interrupted
 
 
 def _plot(rows, path):

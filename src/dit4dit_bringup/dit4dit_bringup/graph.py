@@ -19,6 +19,7 @@ ROS-free: no rclpy, no launch; the checkpoint is read without torch.
 """
 
 from dataclasses import dataclass
+import json
 from pathlib import Path
 import typing
 
@@ -378,4 +379,115 @@ def sim_graph(args: SimArguments) -> typing.List[NodeSpec]:
               {'profile': str(description.path), 'joints': list(contract.action_joints),
                'control_rate_hz': args.control_rate_hz, 'strategy': args.strategy,
                'use_sim_time': True}, SIM_PARAMS),
+    ]
+
+
+# -- LIBERO: the benchmark's protocol through the policy graph -----------------------------------
+
+LIBERO_ACTIONS_PER_QUERY = 8        # the official LIBERO client runs 8 actions per query
+
+
+@dataclass
+class LiberoArguments:
+    """The declared arguments of ``libero.launch.py`` and the LIBERO benchmark (validated)."""
+
+    checkpoint: str = ''
+    task: str = 'libero_spatial/0'
+    episodes: int = 50
+    first_index: int = 0
+    device: str = 'cpu'
+    actions_per_query: int = LIBERO_ACTIONS_PER_QUERY
+    time_limit_s: float = 0.0
+    real_time_factor: float = 1.0       # between episodes only: lockstep steps on commands
+
+    def __post_init__(self):
+        """Validate."""
+        from dit4dit_sim.envs.libero import HELD_OUT_SEEDS, parse_task_id
+
+        if not self.checkpoint:
+            raise ValueError('checkpoint is required (a checkpoint directory)')
+        parse_task_id(self.task)
+        _check_episodes(self)
+        if self.first_index + self.episodes > len(HELD_OUT_SEEDS):
+            raise ValueError(f'initial states {self.first_index}..'
+                             f'{self.first_index + self.episodes - 1}: LIBERO has '
+                             f'{len(HELD_OUT_SEEDS)} official ones per task (0..'
+                             f'{len(HELD_OUT_SEEDS) - 1})')
+        if self.actions_per_query < 1:
+            raise ValueError('actions_per_query must be >= 1')
+        if self.time_limit_s < 0:
+            raise ValueError("time_limit_s must be >= 0 (0: the suite's published limit)")
+
+
+LIBERO_DESCRIPTIONS = {
+    'checkpoint': 'policy checkpoint directory trained on LIBERO (two views, 8-D state, 7-D '
+                  'OSC action)',
+    'task': 'LIBERO task id: <suite>/<index>, e.g. libero_spatial/0',
+    'episodes': 'trials: official initial states first_index, first_index + 1, ...',
+    'first_index': 'first official initial state (0..49)',
+    'device': 'torch device for inference (cpu, cuda:0)',
+    'actions_per_query': 'actions of each chunk run open loop before the next query (the '
+                         'official client: 8)',
+    'time_limit_s': "simulated seconds per trial (0: the suite's published step limit)",
+    'real_time_factor': 'simulated seconds per wall second between trials',
+}
+
+
+def libero_graph(args: LiberoArguments) -> typing.List[NodeSpec]:
+    """
+    Return sim_bridge (LIBERO, official initial states, lockstep) -> policy -> lockstep executor.
+
+    The checkpoint's contract is checked against LIBERO here: its state joints must be what the
+    bridge publishes (the 8-D state: ``eef_*`` and the fingers), its actions OSC commands, its
+    views the bridge's cameras (``head``: agent view, ``wrist``) at one size, its rate the 20 Hz
+    control rate. Every control step waits for the policy (lockstep): the result does not depend
+    on the CPU.
+    """
+    from dit4dit_policy.contract import check_fits, ContractError
+    from dit4dit_policy.model.checkpoint import CheckpointError, read_contract
+    from dit4dit_sim.envs.libero import (
+        CAMERAS, COMMAND_NAMES, COMMAND_RANGE, CONTROL_PERIOD, JOINT_NAMES)
+
+    try:
+        contract = read_contract(args.checkpoint)
+        check_fits(contract, JOINT_NAMES, COMMAND_NAMES, robot='LIBERO (Panda, OSC_POSE)')
+    except (CheckpointError, ContractError) as exc:
+        raise ValueError(str(exc)) from None
+    views = list(CAMERAS)
+    published = {topics.name('camera'): views[0],
+                 **{topics.camera_topic(v): v for v in views[1:]}}
+    for camera in contract.cameras:
+        try:
+            topic = topics.camera_topic(camera.name)
+        except KeyError as exc:
+            raise ValueError(str(exc)) from None
+        if topic not in published:
+            raise ValueError(f'view {camera.name!r} ({topic}) is not a LIBERO camera; sim_bridge '
+                             f'publishes {", ".join(published)}')
+    sizes = {(c.height, c.width) for c in contract.cameras}
+    if len(sizes) != 1:
+        raise ValueError(f'the views have different sizes {sorted(sizes)}; sim_bridge renders '
+                         'every LIBERO camera at one size')
+    if abs(contract.action_period_s - CONTROL_PERIOD) > 1e-6:
+        raise ValueError(f'the checkpoint acts at {contract.fps:g} Hz; LIBERO steps at '
+                         f'{1 / CONTROL_PERIOD:g} Hz (record at that rate: the libero map)')
+    chunk = json.loads((Path(args.checkpoint) / 'config.json').read_text())['action'][
+        'chunk_size']                   # verified with the contract above
+    if args.actions_per_query > chunk:
+        raise ValueError(f'actions_per_query {args.actions_per_query} exceeds the '
+                         f"checkpoint's chunk of {chunk} actions")
+    bridge = _sim_bridge(args, 'held_out', start_delay_s=3.0, size=sizes.pop(),
+                         camera_fps=1 / CONTROL_PERIOD, lockstep=True, environment='libero')
+    bridge.parameters.update({'lockstep_period_s': CONTROL_PERIOD, 'success_hold_s': 0.0,
+                              'time_limit_s': args.time_limit_s, 'lockstep_timeout_s': 0.0})
+    return [
+        bridge,
+        _node('dit4dit_policy', 'policy_node', 'policy_node',
+              'dit4dit_policy.nodes.policy_node:PolicyNode',
+              {'checkpoint': args.checkpoint, 'device': args.device,
+               'actions_per_query': args.actions_per_query, 'use_sim_time': True}, SIM_PARAMS),
+        _node('dit4dit_control', 'lockstep_executor', 'lockstep_executor',
+              'dit4dit_control.nodes.lockstep_executor:LockstepExecutorNode',
+              {'joints': list(contract.action_joints), 'lower': COMMAND_RANGE[0],
+               'upper': COMMAND_RANGE[1], 'use_sim_time': True}, SIM_PARAMS),
     ]

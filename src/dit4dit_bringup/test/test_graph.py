@@ -10,7 +10,7 @@ import sys
 
 from dit4dit_bringup.graph import (
     collect_graph, CollectArguments, config_dir, g1_graph, G1_PARAMS, G1Arguments,
-    node_parameters, sim_graph, SIM_TASKS, SimArguments)
+    libero_graph, LiberoArguments, node_parameters, sim_graph, SIM_TASKS, SimArguments)
 from dit4dit_bringup.run_graph import main as run_graph_main
 from dit4dit_common.node_spec import (
     launch_arguments, launch_default, parse_name_value, ros_arguments)
@@ -229,6 +229,55 @@ def test_libero_collect_graph_runs_the_libero_expert_in_lockstep_with_both_camer
                                 'task': 'libero_spatial/0', **bad})
     with pytest.raises(ValueError, match='valid g1_tabletop tasks are reach, push'):
         CollectArguments(output='/tmp/x', task='libero_spatial/0')
+
+
+def _libero_checkpoint(path, **kw):
+    from dit4dit_sim.envs.libero import COMMAND_NAMES, STATE_8D
+
+    args = {'joints': list(COMMAND_NAMES), 'fps': 20, 'state_joints': list(STATE_8D),
+            'cameras': [('head', 64, 64), ('wrist', 64, 64)], **kw}
+    return make_tiny_checkpoint(path, **args)
+
+
+def test_libero_graph_runs_official_states_in_lockstep_with_the_contracts_views(tmp_path):
+    checkpoint = _libero_checkpoint(tmp_path / 'c')
+    specs = {s.name: s for s in libero_graph(LiberoArguments(
+        checkpoint=str(checkpoint), task='libero_spatial/2', episodes=3, first_index=4))}
+    bridge = specs['sim_bridge'].parameters
+    assert (bridge['environment'], bridge['split'], bridge['first_index'],
+            bridge['max_episodes']) == ('libero', 'held_out', 4, 3)
+    assert bridge['lockstep'] is True and bridge['lockstep_period_s'] == 0.05
+    assert bridge['camera_fps'] == 20.0 and bridge['render_height'] == 64
+    assert bridge['success_hold_s'] == 0.0         # LIBERO ends on the first step of success
+    policy = specs['policy_node'].parameters
+    assert policy['actions_per_query'] == 8 and policy['follow_task'] is True
+    executor = specs['lockstep_executor'].parameters
+    assert executor['joints'][0] == 'osc_x' and (executor['lower'], executor['upper']) == (-1, 1)
+
+
+@pytest.mark.parametrize('kw, message', [
+    ({'joints': ARMS}, 'does not let a policy command: left_shoulder_pitch_joint'),
+    ({'state_joints': ['robot0_joint1']}, 'does not measure: robot0_joint1'),
+    ({'fps': 15}, 'LIBERO steps at 20 Hz'),
+    ({'cameras': [('head', 64, 64), ('wrist', 96, 96)]}, 'different sizes'),
+    ({'cameras': [('side', 64, 64)]}, "camera view 'side' has no registry topic"),
+    ({'chunk_size': 4}, 'exceeds the checkpoint'),
+])
+def test_libero_graph_refuses_checkpoints_that_do_not_fit_naming_why(tmp_path, kw, message):
+    checkpoint = _libero_checkpoint(tmp_path / 'c', **kw)
+    with pytest.raises(ValueError, match=message):
+        libero_graph(LiberoArguments(checkpoint=str(checkpoint)))
+
+
+@pytest.mark.parametrize('kw, message', [
+    ({'task': 'libero_90/1'}, 'unknown LIBERO suite'),
+    ({'first_index': 45, 'episodes': 10}, 'LIBERO has 50 official ones'),
+    ({'actions_per_query': 0}, 'actions_per_query must be >= 1'),
+    ({'checkpoint': ''}, 'checkpoint is required'),
+])
+def test_libero_arguments_are_validated(kw, message):
+    with pytest.raises(ValueError, match=message):
+        LiberoArguments(**{'checkpoint': '/c', **kw})
 
 
 def test_config_files_are_installed_with_the_package():

@@ -9,7 +9,8 @@ required process that exits ends the launch (non-zero unless it is the scenario'
 from pathlib import Path
 import types
 
-from dit4dit_bringup.graph import CollectArguments, G1Arguments, SimArguments
+from dit4dit_bringup.graph import (
+    CollectArguments, G1Arguments, LIBERO_DESCRIPTIONS, LiberoArguments, SimArguments)
 from dit4dit_bringup.launch_support import (
     executable_installed, on_exit, preflight, RequiredProcessExited)
 from dit4dit_common.node_spec import NodeSpec
@@ -22,6 +23,7 @@ import yaml
 SRC = Path(__file__).resolve().parents[2]
 G1_LAUNCH = SRC / 'dit4dit_bringup' / 'launch' / 'g1.launch.py'
 SIM_LAUNCH = SRC / 'dit4dit_bringup' / 'launch' / 'sim.launch.py'
+LIBERO_LAUNCH = SRC / 'dit4dit_bringup' / 'launch' / 'libero.launch.py'
 COLLECT_LAUNCH = SRC.parent / 'launch' / 'collect_demos.launch.py'
 RECORD_LAUNCH = SRC.parent / 'launch' / 'record_demos.launch.py'
 G1 = load_description()
@@ -164,8 +166,27 @@ def test_record_launch_arguments_and_refusals(launch, tmp_path, monkeypatch):
 
 def test_launch_files_import_without_launch_installed():
     import importlib.util
-    for path in (G1_LAUNCH, SIM_LAUNCH, COLLECT_LAUNCH, RECORD_LAUNCH):
+    for path in (G1_LAUNCH, SIM_LAUNCH, LIBERO_LAUNCH, COLLECT_LAUNCH, RECORD_LAUNCH):
         spec = importlib.util.spec_from_file_location(path.stem.replace('.', '_'), path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         assert callable(module.generate_launch_description)
+
+
+def test_libero_launch_runs_the_official_states_in_lockstep(launch, tmp_path):
+    from dit4dit_sim.envs.libero import COMMAND_NAMES, STATE_8D
+
+    checkpoint = make_tiny_checkpoint(tmp_path / 'c', list(COMMAND_NAMES), fps=20,
+                                      state_joints=list(STATE_8D),
+                                      cameras=[('head', 64, 64), ('wrist', 64, 64)])
+    run = launch(LIBERO_LAUNCH, checkpoint=checkpoint, task='libero_spatial/3', episodes=2,
+                 first_index=5)
+    assert set(run.declared) == set(LiberoArguments.__dataclass_fields__) == \
+        set(LIBERO_DESCRIPTIONS)
+    assert [a.kwargs['name'] for a in run.actions] == ['sim_bridge', 'policy_node',
+                                                       'lockstep_executor']
+    sim = run.actions[0].kwargs['parameters'][0]
+    assert (sim['task'], sim['split'], sim['first_index'], sim['max_episodes']) == (
+        'libero_spatial/3', 'held_out', 5, 2)
+    assert sim['lockstep'] is True
+    assert run.actions[1].kwargs['parameters'][0]['actions_per_query'] == 8

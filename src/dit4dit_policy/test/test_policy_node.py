@@ -232,3 +232,57 @@ def test_task_topic_sets_the_instruction(node):
     node._on_joints(_joints(node))
     node._on_image(0, _image(node))
     assert _wait(lambda: node.published), node.message
+
+
+def _observe_at(node, ns):
+    """Publish joint states, then the frame, stamped ``ns`` (a lockstep simulator's step)."""
+    joints, image = _joints(node), _image(node)
+    joints.header.stamp.sec, joints.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+    image.header.stamp = joints.header.stamp
+    node._on_joints(joints)
+    node._on_image(0, image)
+
+
+@pytest.mark.parametrize('params', [{'actions_per_query': 4}])
+def test_actions_per_query_queries_only_the_observation_n_periods_later(node):
+    assert _set_task(node, 'reach the red cube').success
+    base = node.get_clock().now().nanoseconds
+    period = 50_000_000                                  # the contract's 20 Hz
+    queried = []
+    for step in range(9):
+        _observe_at(node, base + step * period)
+        # a query takes its time; observations wait for the command (lockstep)
+        assert _wait(lambda: len(node.published) == len(queried) + (step % 4 == 0))
+        if step % 4 == 0:
+            queried.append(step)
+        time.sleep(0.05)                                 # a query not due is not made
+        assert len(node.published) == len(queried), step
+    assert [_ns(c.header.stamp) for c in node.published] == [base + s * period for s in (0, 4, 8)]
+    assert queried == [0, 4, 8]
+
+
+@pytest.mark.parametrize('params', [{'actions_per_query': 4, 'max_observation_age_s': 10.0}])
+def test_actions_per_query_waits_for_joint_states_as_new_as_the_frame(node):
+    assert _set_task(node, 'reach the red cube').success
+    image = _image(node)
+    old = _joints(node)
+    old.header.stamp.sec -= 1
+    node._on_joints(old)
+    node._on_image(0, image)
+    time.sleep(0.3)
+    assert node.published == []                          # the frame's joint states are missing
+    fresh = _joints(node)
+    fresh.header.stamp = image.header.stamp
+    node._on_joints(fresh)                               # wakes the worker by itself
+    assert _wait(lambda: node.published)
+
+
+def test_actions_per_query_cannot_exceed_the_chunk(checkpoint):
+    from dit4dit_policy.nodes.policy_node import PolicyNode
+    rclpy.init()
+    try:
+        with pytest.raises(ValueError, match='exceeds the chunk of 8 actions'):
+            PolicyNode(parameter_overrides=[Parameter('checkpoint', value=str(checkpoint)),
+                                            Parameter('actions_per_query', value=9)])
+    finally:
+        rclpy.shutdown()

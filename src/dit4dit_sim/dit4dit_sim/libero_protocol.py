@@ -17,11 +17,10 @@ import json
 from pathlib import Path
 import typing
 
-from .envs.libero import SUITES
+from .envs.libero import SUITES, WAIT_STEPS  # noqa: F401  (the protocol's, re-exported)
 
 TRIALS_PER_TASK = 50            # the benchmark's trials per task (= official initial states)
 TASKS_PER_SUITE = 10
-WAIT_STEPS = 10                 # control steps held still before the policy acts
 SUITE_TITLES = {'libero_spatial': 'Spatial', 'libero_object': 'Object', 'libero_goal': 'Goal',
                 'libero_10': 'Long'}
 

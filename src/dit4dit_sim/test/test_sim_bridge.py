@@ -112,6 +112,20 @@ def test_time_limit_fails_and_reset_aborts_a_running_episode(context):
         node.destroy_node()
 
 
+def test_time_limit_parameter_overrides_the_environments(context):
+    node = make_bridge(context, auto_reset=False, time_limit_s=0.5)
+    try:
+        node.start_episode(0)
+        while node.running:
+            node.advance(0.05)
+        assert events(node)[-1][0] == EpisodeEvent.FAILURE
+        assert node.event_pub.msgs[-1].message == 'time limit'
+        assert node.env.time == pytest.approx(0.5, abs=0.01)
+        assert node.env.task.time_limit_s > 1.0
+    finally:
+        node.destroy_node()
+
+
 def test_malformed_commands_and_tasks_are_refused(context):
     node = make_bridge(context)
     try:

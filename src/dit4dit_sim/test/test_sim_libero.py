@@ -7,7 +7,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 from dit4dit_sim.envs import make_env  # noqa: E402
 from dit4dit_sim.envs.libero import (  # noqa: E402
     all_tasks, COMMAND_NAMES, CONTROL_PERIOD, EEF_NAMES, HELD_OUT_SEEDS, Libero, LiberoConfig,
-    STATE_8D)
+    STATE_8D, WAIT_STEPS)
 from dit4dit_sim.experts.libero_expert import (  # noqa: E402
     LiberoOracle, plan_for_task, run_direct)
 import numpy as np  # noqa: E402
@@ -30,6 +30,8 @@ def test_config_refuses_bad_tasks_sizes_and_periods():
         LiberoConfig(render_size=(8, 8))
     with pytest.raises(ValueError, match='control period'):
         LiberoConfig(physics_dt=0.002)
+    with pytest.raises(ValueError, match='settle_steps'):
+        LiberoConfig(settle_steps=-1)
     assert LiberoConfig().physics_dt == CONTROL_PERIOD == 0.05
 
 
@@ -59,6 +61,8 @@ def test_interface_names_and_a_held_out_reset(env):
     env.reset(HELD_OUT_SEEDS[0])
     assert env.instruction.startswith('pick up the black bowl between the plate')
     assert env.time == 0.0 and not env.success() and env.failure() == ''
+    # the objects settled for the protocol's WAIT_STEPS before the first observation
+    assert env._env.env.timestep == WAIT_STEPS == 10
     assert env.joint_positions().shape == (15,) and env.joint_velocities().shape == (15,)
     # the 8-D state of LIBERO policies: eef position, axis-angle, fingers, as robosuite's obs
     state = env.joint_positions(list(STATE_8D))

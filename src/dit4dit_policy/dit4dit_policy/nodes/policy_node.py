@@ -14,6 +14,11 @@ encoding, a frame size other than the contract's, NaN joints, missing joint name
 with a throttled log, counted, and shown in ``dit4dit_msgs/PolicyStatus`` (on
 ``/dit4dit/policy_status``) and on ``/diagnostics``.
 
+With ``actions_per_query`` = n the worker queries only on the observation n action periods after
+the last query (and once its joint states are as new as its frames): with ``lockstep_executor``
+and a simulator in lockstep, each chunk's first n actions run open loop and the simulation waits
+for every query, as benchmark clients run a policy (LIBERO: n = 8).
+
 With ``rtc_inpainting`` (use it with the executor's ``rtc`` strategy) each chunk is sampled with
 its first actions inpainted on the previous chunk's, those the executor follows while this one is
 computed (``runtime.inpainting``). The guide is dropped when the measured joints have left the
@@ -62,6 +67,11 @@ PARAMETERS = (
           'this [s].', low=0.0, high=60.0),
     Param('query_period_s', 0.0, 'Minimum time between queries (0: as fast as inference '
           'allows) [s].', low=0.0, high=60.0),
+    Param('actions_per_query', 0, 'Query on the observation stamped this many action periods '
+          'after the last query, with joint states as new as the frames (0: whenever inference '
+          'is free). With lockstep_executor and a lockstep simulator this runs the first n '
+          'actions of each chunk open loop, as benchmark clients do; at most the chunk size.',
+          low=0, high=10000),
     Param('instruction', '', 'Initial task instruction (the ~/set_task service changes it).'),
     Param('follow_task', False, 'Take the instruction from /dit4dit/task (std_msgs/String, '
           "transient local), e.g. a simulator's."),
@@ -102,6 +112,11 @@ class PolicyNode(Node):
         self.camera_topics = given or [topics.camera_topic(v) for v in contract.camera_names]
         if p['compressed'] and not given:     # image_transport's name for the JPEG stream
             self.camera_topics = [f'{t}/compressed' for t in self.camera_topics]
+        chunk = self.runner.config.action.chunk_size
+        if p['actions_per_query'] > chunk:
+            raise ValueError(f'actions_per_query {p["actions_per_query"]} exceeds the chunk of '
+                             f'{chunk} actions: the executor would run out with no query due')
+        self._next_query_ns = None           # actions_per_query: the next observation to query
         self.planner = PrefixPlanner(self.runner.config.action.chunk_size, InpaintingConfig(
             soft_actions=p['rtc_soft_actions'], latency_margin_s=p['rtc_latency_margin_s']))
         self.last_guide = None
@@ -149,6 +164,8 @@ class PolicyNode(Node):
     def _on_joints(self, msg):
         with self._lock:
             self._joints = msg
+        if self.p['actions_per_query']:
+            self._new.set()          # the frames may have come first: the observation is whole
 
     def _on_task(self, msg):
         self._set_instruction(msg.data.strip())
@@ -156,6 +173,8 @@ class PolicyNode(Node):
     def _set_instruction(self, text):
         with self._lock:
             previous, self._instruction = self._instruction, text
+            if text != previous:
+                self._next_query_ns = None   # a new task: query at once
             self.planner.reset()     # a new task: the old plan must not shape the new one
         return previous
 
@@ -197,6 +216,8 @@ class PolicyNode(Node):
             self.state = PolicyStatus.STATE_WAITING_FOR_INSTRUCTION
             return
         stamp_ns = min(stamps.to_ns(m.header.stamp) for m in images)
+        if not self._due(stamp_ns, joints):
+            return
         now_ns = self.get_clock().now().nanoseconds
         age = (now_ns - stamp_ns) * 1e-9
         if age > self.p['max_observation_age_s']:
@@ -217,10 +238,25 @@ class PolicyNode(Node):
             return self._refuse(f'observation refused: {exc}')
         self.last_guide = guide
         self._publish_chunk(pred.actions, images[0].header.stamp, now_ns, pred.timings)
+        if self.p['actions_per_query']:      # half a period early: stamps are rounded to ns
+            self._next_query_ns = stamp_ns + int(
+                (self.p['actions_per_query'] - 0.5) * self.action_period * 1e9)
         self.planner.remember(stamp_ns, self.action_period, pred.actions, self.last_age)
         every = self.p['imagine_every_n_chunks']
         if every and self.chunk_index % every == 0:
             self._publish_imagined(Observation(rgb, state, instruction), images[0].header.stamp)
+
+    def _due(self, stamp_ns, joints) -> bool:
+        """Return whether ``actions_per_query`` lets the observation at ``stamp_ns`` be queried."""
+        if not self.p['actions_per_query']:
+            return True
+        if stamps.to_ns(joints.header.stamp) < stamp_ns:
+            return False                     # its joint states have not arrived yet
+        with self._lock:
+            due = self._next_query_ns
+        # an observation older than the last query means the clock restarted: query at once
+        return due is None or stamp_ns >= due or \
+            stamp_ns < due - int(self.p['actions_per_query'] * self.action_period * 1e9)
 
     def _decode(self, images):
         """Return the frames as RGB arrays; ImageFormatError names the topic and the fix."""

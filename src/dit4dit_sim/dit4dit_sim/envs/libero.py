@@ -10,6 +10,10 @@ the task has changed (about 5-7 s). Seeds >= 1e6 are the held-out episodes: seed
 smaller seed is a training episode, a fresh random placement of the objects in their BDDL regions
 (LIBERO seeds NumPy's global generator with it, as its own ``env.seed`` does).
 
+Each reset then holds still for ``WAIT_STEPS`` control steps (the objects settle onto the table),
+as LIBERO's evaluation clients do before the policy's first observation; the episode's time and
+its limit start after them.
+
 Commands are robosuite's OSC_POSE action held between ``apply`` calls: six end-effector deltas in
 [-1, 1] (1 = 5 cm or 0.5 rad per 0.05 s control period) and the gripper (-1 open, +1 close).
 Cameras are off while stepping (robosuite would render both on every control step); ``render``
@@ -53,7 +57,11 @@ JOINT_NAMES = tuple(f'panda_joint{i}' for i in range(1, 8)) + (
     'panda_finger_joint1', 'panda_finger_joint2') + EEF_NAMES
 STATE_8D = EEF_NAMES + ('panda_finger_joint1', 'panda_finger_joint2')
 COMMAND_NAMES = ('osc_x', 'osc_y', 'osc_z', 'osc_roll', 'osc_pitch', 'osc_yaw', 'gripper')
+COMMAND_RANGE = (-1.0, 1.0)       # every command is clipped to it
 HOLD = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)    # no motion, gripper open
+# LIBERO's evaluation clients hold still this many control steps after a reset (objects settle
+# onto the table) before the policy's first observation; not counted in the time limit.
+WAIT_STEPS = 10
 CAMERAS = {'agentview': 'agentview', 'wrist': 'robot0_eye_in_hand'}
 EEF_SIZE = 0.02                   # marker size of the end effector [m]
 
@@ -170,6 +178,7 @@ class LiberoConfig:
     task: str = 'libero_spatial/0'
     render_size: typing.Tuple[int, int] = (128, 128)     # camera images (height, width)
     physics_dt: float = CONTROL_PERIOD    # one robosuite control step (20 Hz), the bridge's unit
+    settle_steps: int = WAIT_STEPS        # HOLD steps after each reset, before time starts
 
     def __post_init__(self):
         """Validate."""
@@ -179,6 +188,9 @@ class LiberoConfig:
             raise ValueError(f'physics_dt {self.physics_dt} must be the control period '
                              f'{CONTROL_PERIOD} s (robosuite control_freq 20)')
         self.physics_dt = CONTROL_PERIOD
+        if isinstance(self.settle_steps, bool) or not isinstance(self.settle_steps, int) or \
+                not 0 <= self.settle_steps <= 1000:
+            raise ValueError(f'settle_steps {self.settle_steps!r} must be an int in 0..1000')
 
 
 class Libero(Environment):
@@ -268,6 +280,8 @@ class Libero(Environment):
         if held_out:
             env.set_init_state(self._init_states[seed - HELD_OUT_SEEDS[0]])
         self._action = np.array(HOLD)
+        for _ in range(self.config.settle_steps):
+            env.step(self._action.copy())
         self._steps = 0
         self.instruction = self.task.language
         return self.task
@@ -301,7 +315,8 @@ class Libero(Environment):
         if not np.all(np.isfinite(positions)):
             raise ValueError('non-finite commands')
         for name, value in zip(names, positions):
-            self._action[COMMAND_NAMES.index(name)] = min(max(float(value), -1.0), 1.0)
+            self._action[COMMAND_NAMES.index(name)] = min(max(float(value), COMMAND_RANGE[0]),
+                                                          COMMAND_RANGE[1])
 
     @property
     def action(self) -> np.ndarray:

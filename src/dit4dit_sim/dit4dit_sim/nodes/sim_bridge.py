@@ -86,6 +86,8 @@ PARAMETERS = (
     Param('max_episodes', 0, 'Stop starting episodes after this many (0: no limit).', low=0),
     Param('pause_s', 0.5, 'Simulated pause between an end and the next automatic start [s].',
           low=0.0, high=3600.0),
+    Param('time_limit_s', 0.0, 'End an episode with FAILURE after this much simulated time [s] '
+          "(0: the environment's own limit, e.g. LIBERO's per suite).", low=0.0, high=1e6),
     Param('success_hold_s', 0.2, 'The task must hold this long before SUCCESS is declared [s].',
           low=0.0, high=3600.0),
     Param('lockstep', False, 'Advance one lockstep_period_s step per fresh joint_command '
@@ -327,7 +329,9 @@ class SimBridgeNode(Node):
                 self._end(EpisodeEvent.SUCCESS, '')
         else:
             self.success_since = None
-            reason = self.env.failure() or ('time limit' if self.env.timed_out() else '')
+            limit = self.p['time_limit_s']
+            timed_out = self.env.time >= limit - 1e-9 if limit else self.env.timed_out()
+            reason = self.env.failure() or ('time limit' if timed_out else '')
             if reason:
                 self._end(EpisodeEvent.FAILURE, reason)
 
