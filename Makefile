@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test demo demo-g1 demo-train clean distclean
+.PHONY: help setup build test demo demo-g1 demo-train libero-train clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ demo-g1: setup  ## the real G1 graph (g1_bridge, LowCmd, CRC, arm_sdk ramps) on 
 
 demo-train: setup  ## rebuild the demo checkpoint: collect -> convert -> train -> evaluate (~1.8 h)
 	@scripts/demo_train.sh
+
+libero-train: setup  ## the tiny LIBERO policy: expert via ROS -> convert -> train -> benchmark (~2.5 h)
+	@scripts/libero_train.sh
 
 clean:  ## remove colcon's build/ install/ log/
 	rm -rf build install log

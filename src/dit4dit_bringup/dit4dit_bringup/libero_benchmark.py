@@ -26,10 +26,11 @@ def run_benchmark(checkpoint: str, suite: str, output, tasks: typing.Optional[li
                   actions_per_query: typing.Optional[int] = None, time_limit_s: float = 0.0,
                   timeout_s: float = 0.0) -> dict:
     """Run the plan's remaining trials; write and return the results (module docstring)."""
+    from dit4dit_common.runner import StopRequest
     from dit4dit_sim.envs.libero import all_tasks
-    from dit4dit_sim.libero_protocol import plan, ResultsStore, Trial
+    from dit4dit_sim.libero_protocol import plan, ResultsStore
 
-    from .closed_loop import run_episodes, VIDEO_CHOICES
+    from .closed_loop import VIDEO_CHOICES
     from .graph import LIBERO_ACTIONS_PER_QUERY, libero_graph, LiberoArguments
 
     if videos not in VIDEO_CHOICES:
@@ -48,8 +49,25 @@ def run_benchmark(checkpoint: str, suite: str, output, tasks: typing.Optional[li
     print(f'[libero] {suite}: {len(trials)} trials planned ({len(trials) - len(todo)} already in '
           f'{store.path}), {len(todo)} to run', flush=True)
     start = time.monotonic()
-    interrupted = False
+    with StopRequest('libero') as stop:      # a signal between two tasks' graphs stops too
+        interrupted = _run(runs, graphs, suite, trials, store, output, videos, timeout_s, stop)
+    result = write_results(store, trials, output, {
+        'checkpoint': checkpoint, 'suite': suite, 'device': device,
+        'actions_per_query': per_query, 'time_limit_s': time_limit_s or None,
+        'wall_s': round(time.monotonic() - start, 1), 'interrupted': interrupted},
+        names={t.name: t.language for t in all_tasks().values()})
+    return result
+
+
+def _run(runs, graphs, suite, trials, store, output, videos, timeout_s, stop) -> bool:
+    """Run each task's graph in turn; return whether a stop signal cut the plan short."""
+    from dit4dit_sim.libero_protocol import Trial
+
+    from .closed_loop import run_episodes
+
     for args, specs in zip(runs, graphs):
+        if stop:
+            return True
         task = int(args.task.split('/')[1])
 
         def record(row, task=task):
@@ -69,14 +87,8 @@ def run_benchmark(checkpoint: str, suite: str, output, tasks: typing.Optional[li
         _, interrupted = run_episodes(specs, args.episodes, videos, timeout_s,
                                       on_finished=record, video_path=film)
         if interrupted:
-            break
-    result = write_results(store, trials, output, {
-        'checkpoint': checkpoint, 'suite': suite, 'device': device,
-        'actions_per_query': per_query, 'time_limit_s': time_limit_s or None,
-        'wall_s': round(time.monotonic() - start, 1)},
-        names={t.name: t.language for t in all_tasks().values()})
-    result['interrupted'] = interrupted
-    return result
+            return True
+    return bool(stop)
 
 
 def _contiguous_runs(trials) -> typing.List[typing.Tuple[int, typing.List[int]]]:

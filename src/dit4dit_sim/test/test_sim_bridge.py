@@ -180,6 +180,27 @@ def test_lockstep_steps_once_per_fresh_command_or_after_the_timeout(context):
         node.destroy_node()
 
 
+def test_lockstep_without_timeout_waits_for_ever_and_says_so(context, monkeypatch):
+    from dit4dit_sim.nodes import sim_bridge
+
+    monkeypatch.setattr(sim_bridge, 'LOCKSTEP_PATIENCE_S', 0.05)
+    node = make_bridge(context, lockstep=True, lockstep_timeout_s=0.0)
+    warnings = []
+    monkeypatch.setattr(node, 'get_logger', lambda: type(
+        'Log', (), {'warn': lambda self, text, **kw: warnings.append(text),
+                    'info': lambda self, text, **kw: None})())
+    try:
+        node.advance(0.02)
+        start = node.env.time
+        node.tick()
+        time.sleep(0.1)
+        node.tick()
+        assert node.env.time == start and node.lockstep_timeouts == 0
+        assert warnings and 'without a command answering the observation' in warnings[-1]
+    finally:
+        node.destroy_node()
+
+
 def test_seeds_of_splits():
     held = tuple(range(1000, 1020))
     assert episode_seed('held_out', 3, held) == (1003, '')

@@ -58,6 +58,7 @@ from ..envs import ENVIRONMENTS, make_env
 from ..unitree_twin import TwinConfig
 
 SPLITS = ('train', 'train_every_target', 'held_out')
+LOCKSTEP_PATIENCE_S = 60.0     # lockstep_timeout_s 0 waits for ever, and warns this often
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -95,7 +96,7 @@ PARAMETERS = (
     Param('lockstep_period_s', 0.05, 'Simulated time per lockstep step [s].', low=1e-4,
           high=10.0),
     Param('lockstep_timeout_s', 5.0, 'Step anyway (and warn) after this much wall time without '
-          'a fresh command [s]; 0 waits for ever.', low=0.0, high=3600.0),
+          'a fresh command [s]; 0 waits for ever (warning each minute).', low=0.0, high=3600.0),
     Param('stamp_clock', 'sim', 'sim: publish /clock and stamp with it; wall: stamp with this '
           "node's clock, no /clock (a twin in real time).", choices=('sim', 'wall')),
     Param('lowstate_rate_hz', 500.0, 'unitree_hg: LowState rate in simulated time [Hz] (at most '
@@ -278,7 +279,13 @@ class SimBridgeNode(Node):
             self.waiting_since = wall
         timeout = self.p['lockstep_timeout_s']
         if self.io.commanded_ns < self.observed_ns:
-            if not timeout or wall - self.waiting_since < timeout:
+            waited = wall - self.waiting_since
+            if not timeout and waited > LOCKSTEP_PATIENCE_S:    # waiting for ever: say so
+                self.get_logger().warn(
+                    f'lockstep: {waited:.0f} s without a command answering the observation at '
+                    f'{self.observed_ns * 1e-9:.2f} s (is the policy refusing observations?)',
+                    throttle_duration_sec=LOCKSTEP_PATIENCE_S)
+            if not timeout or waited < timeout:
                 return
             self.lockstep_timeouts += 1
             self.get_logger().warn(f'lockstep: no command for {timeout:g} s; stepping with the '
