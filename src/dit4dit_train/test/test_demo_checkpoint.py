@@ -60,3 +60,28 @@ def test_demo_checkpoint_predicts_bounded_arm_targets(shipped):
     normalizer = shipped[1]
     low, high = np.asarray(normalizer.action_min), np.asarray(normalizer.action_max)
     assert ((chunk >= low - 1e-4) & (chunk <= high + 1e-4)).all()
+
+
+LIBERO = ROOT / 'demo' / 'libero_spatial_tiny'
+LIBERO_RECIPE = RECIPE.with_name('libero_spatial_tiny.yaml')
+
+
+def test_libero_checkpoint_is_its_recipe_on_the_libero_map_in_float16():
+    from dit4dit_train.feature_map import load_feature_map
+
+    model, normalizer, manifest, contract = load_checkpoint(LIBERO)
+    recipe, fmap = TrainConfig.load(LIBERO_RECIPE), load_feature_map('libero')
+    expected = preset(recipe.preset, recipe.model).with_overrides([
+        f'action.real_action_dim={len(fmap.action_joints)}',
+        f'action.real_state_dim={len(fmap.state.joints)}', 'video.num_views=2'])
+    assert model.config.to_dict() == expected.to_dict()
+    assert model.config.action.chunk_size == 8      # the official LIBERO chunk, run whole
+    assert manifest['extra']['step'] == recipe.steps
+    assert contract.fps == fmap.fps == 20 and contract.camera_names == ['head', 'wrist']
+    assert tuple(contract.action_joints) == tuple(fmap.action_joints)
+    assert tuple(contract.state_joints) == tuple(fmap.state.joints)
+    assert {(c.height, c.width) for c in contract.cameras} == {(128, 128)}
+    with safe_open(str(LIBERO / 'model.safetensors'), 'pt') as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {'F16'}
+    assert normalizer.action_names == list(fmap.action_joints)
+    assert (LIBERO / 'model.safetensors').stat().st_size < 20 * 2 ** 20
