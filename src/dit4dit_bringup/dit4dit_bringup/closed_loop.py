@@ -61,8 +61,8 @@ class EpisodeMonitor:
     def _note(self, key, msg):
         from dit4dit_common.stamps import to_seconds
 
-        if self.current is not None:
-            self.stamps[key].append(to_seconds(msg.header.stamp))
+        # by stamp, whenever it comes: an answer may overtake its episode's START (another topic)
+        self.stamps[key].append(to_seconds(msg.header.stamp))
 
     def on_event(self, msg):
         """Start or finish a row (and print the finished one)."""
@@ -72,7 +72,9 @@ class EpisodeMonitor:
         if msg.event == EpisodeEvent.START:
             self.current = msg.episode_index
             self.frames[msg.episode_index] = []
-            self.stamps = {key: [] for key in self.stamps}
+            start = to_seconds(msg.header.stamp)
+            self.stamps = {key: [t for t in times if t >= start - 1e-9]
+                           for key, times in self.stamps.items()}
             self.rows.append({'episode': msg.episode_index,
                               'initial_state': msg.initial_state_index,
                               'instruction': msg.instruction, 'task': msg.task,

@@ -123,6 +123,27 @@ def test_cameras_render_upright_images(env):
         env.render('head_cam')
 
 
+def test_rendering_is_refused_outside_the_thread_that_built_the_scene(env):
+    # The scene's GL context is current only there: elsewhere robosuite draws noise.
+    import threading
+
+    env.reset(HELD_OUT_SEEDS[0])
+    errors = []
+
+    def render():
+        try:
+            env.render()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+    thread = threading.Thread(target=render)
+    thread.start()
+    thread.join()
+    assert errors and 'thread that built its scene' in errors[0]
+    fresh = Libero(LiberoConfig(task='libero_spatial/1'))
+    with pytest.raises(RuntimeError, match='before the first reset'):
+        fresh.render()
+
+
 def test_the_oracle_solves_a_held_out_episode_without_rendering(env):
     plan = plan_for_task('libero_spatial/0')
     oracle = LiberoOracle(plan)

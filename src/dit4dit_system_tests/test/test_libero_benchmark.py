@@ -17,6 +17,7 @@ import sys
 import time
 
 import av
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.dds
@@ -57,8 +58,10 @@ def test_a_learned_checkpoint_runs_a_libero_trial_through_the_harness(tmp_path):
     assert '| Spatial | Avg |' in table
     assert (out / 'success.png').stat().st_size > 0
     with av.open(row['video']) as video:                   # agent view, the whole trial
-        frames = sum(1 for _ in video.decode(video=0))
-    assert steps <= frames <= steps + 2
+        frames = [f.to_ndarray(format='rgb24').astype(int) for f in video.decode(video=0)]
+    assert steps <= len(frames) <= steps + 2
+    # a picture, not the noise a GL context current in another thread draws: neighbours agree
+    assert max(np.abs(np.diff(f, axis=1)).mean() for f in frames) < 20
 
 
 @pytest.mark.parametrize('pattern', PATTERNS.values(), ids=PATTERNS.keys())

