@@ -21,6 +21,7 @@ from .graph import sim_graph, SIM_TASKS, SimArguments, STRATEGIES
 
 VIDEO_CHOICES = ('all', 'first', 'none')
 END_GRACE_S = 2.0           # after the simulator is done, for the last end event to arrive
+ANSWER_GRACE_S = 0.5        # an ended episode waits this long for answers still on their way
 
 
 def add_episode_arguments(parser, output_help: str = 'directory for results and videos'):
@@ -40,15 +41,18 @@ class EpisodeMonitor:
     Collect episode rows and camera frames from the episode events and the camera topic.
 
     A row also counts the policy's chunks (``chunks``) and the executor's commands
-    (``commands``) stamped during its episode, for the record of how the policy was run.
+    (``commands``) stamped during its episode, for the record of how the policy was run. Answers
+    travel on other topics than the events, so an ended row waits ``ANSWER_GRACE_S`` for its
+    last ones before ``settle`` counts, prints and hands it to ``on_finished``.
     """
 
     def __init__(self, episodes: int, videos: str):
         """Keep frames of all episodes, the first, or none."""
         self.episodes, self.videos = episodes, videos
         self.rows, self.frames, self.current = [], {}, None
-        self.on_finished = None       # called with each row as its episode ends
-        self.stamps = {'chunks': [], 'commands': []}   # of the running episode [s]
+        self.on_finished = None       # called with each row once it is settled
+        self.stamps = {'chunks': [], 'commands': []}   # [s], of episodes not yet settled
+        self._lock = threading.Lock()
 
     def on_chunk(self, msg):
         """Note an action chunk's observation stamp."""
@@ -61,34 +65,51 @@ class EpisodeMonitor:
     def _note(self, key, msg):
         from dit4dit_common.stamps import to_seconds
 
-        # by stamp, whenever it comes: an answer may overtake its episode's START (another topic)
-        self.stamps[key].append(to_seconds(msg.header.stamp))
+        with self._lock:           # by stamp, whenever it comes: topics do not keep order
+            self.stamps[key].append(to_seconds(msg.header.stamp))
 
     def on_event(self, msg):
-        """Start or finish a row (and print the finished one)."""
+        """Start a row, or end it (``settle`` finishes it)."""
         from dit4dit_common.stamps import to_seconds
         from dit4dit_msgs.msg import EpisodeEvent
 
-        if msg.event == EpisodeEvent.START:
-            self.current = msg.episode_index
-            self.frames[msg.episode_index] = []
-            start = to_seconds(msg.header.stamp)
-            self.stamps = {key: [t for t in times if t >= start - 1e-9]
-                           for key, times in self.stamps.items()}
-            self.rows.append({'episode': msg.episode_index,
-                              'initial_state': msg.initial_state_index,
-                              'instruction': msg.instruction, 'task': msg.task,
-                              'success': None, 'start': to_seconds(msg.header.stamp)})
-        elif self.rows and self.rows[-1]['episode'] == msg.episode_index:
-            row = self.rows[-1]
-            row['success'] = msg.event == EpisodeEvent.SUCCESS
-            row['outcome'] = ('start', 'success', 'failure', 'abort')[msg.event]
-            row['message'] = msg.message
-            start, end = row.pop('start'), to_seconds(msg.header.stamp)
-            row['duration_s'] = round(end - start, 3)
-            for key, times in self.stamps.items():     # what answered this episode's states
-                row[key] = sum(1 for t in times if start - 1e-9 <= t < end - 1e-9)
-            self.current = None
+        with self._lock:
+            if msg.event == EpisodeEvent.START:
+                self.current = msg.episode_index
+                self.frames[msg.episode_index] = []
+                self.rows.append({'episode': msg.episode_index,
+                                  'initial_state': msg.initial_state_index,
+                                  'instruction': msg.instruction, 'task': msg.task,
+                                  'success': None, '_start': to_seconds(msg.header.stamp)})
+            elif self.rows and self.rows[-1]['episode'] == msg.episode_index:
+                row = self.rows[-1]
+                row['success'] = msg.event == EpisodeEvent.SUCCESS
+                row['outcome'] = ('start', 'success', 'failure', 'abort')[msg.event]
+                row['message'] = msg.message
+                row['_end'] = to_seconds(msg.header.stamp)
+                row['duration_s'] = round(row['_end'] - row['_start'], 3)
+                row['_ended'] = time.monotonic()
+                self.current = None
+
+    def settle(self, force: bool = False):
+        """Finish the rows that ended at least ``ANSWER_GRACE_S`` ago (all with ``force``)."""
+        now = time.monotonic()
+        with self._lock:
+            ready = [r for r in self.rows if '_ended' in r and
+                     (force or now - r['_ended'] >= ANSWER_GRACE_S)]
+            ends = []
+            for row in ready:
+                start, end = row.pop('_start'), row.pop('_end')
+                del row['_ended']
+                ends.append(end)
+                for key, times in self.stamps.items():     # what answered its states
+                    row[key] = sum(1 for t in times if start - 1e-9 <= t < end - 1e-9)
+            if ready:               # forget what no row waiting or running can still count
+                waiting = [r['_start'] for r in self.rows if '_start' in r]
+                keep = min(waiting) if waiting else max(ends)
+                self.stamps = {k: [t for t in v if t >= keep - 1e-9]
+                               for k, v in self.stamps.items()}
+        for row in ready:
             print(f'[{len(self.finished(True))}/{self.episodes}] {row["instruction"]!r} '
                   f'(held-out state {row["initial_state"]}): {row["outcome"]} after '
                   f'{row["duration_s"]:.1f} s {row["message"]}'.rstrip(), flush=True)
@@ -105,8 +126,9 @@ class EpisodeMonitor:
             self.frames[index].append(image_to_rgb(msg))
 
     def finished(self, aborted=False):
-        """Return the rows that ended (with aborted ones if asked)."""
-        return [r for r in self.rows if 'outcome' in r and (aborted or r['outcome'] != 'abort')]
+        """Return the settled rows (with aborted ones if asked)."""
+        return [r for r in self.rows if 'outcome' in r and '_ended' not in r and
+                (aborted or r['outcome'] != 'abort')]
 
 
 def evaluate(args: SimArguments, output, videos: str = 'all', timeout_s: float = 0.0) -> dict:
@@ -184,14 +206,22 @@ def run_episodes(specs, episodes: int, videos: str, timeout_s: float = 0.0, on_f
                 sim_executor.spin_once(timeout_sec=0.05)
         sim_thread = threading.Thread(target=spin_sim, daemon=True)
         sim_thread.start()
+
+        def done():
+            monitor.settle()
+            return sim.finished or (timeout_s and time.monotonic() - start > timeout_s)
         try:
-            graph.spin(until=lambda: sim.finished or (
-                timeout_s and time.monotonic() - start > timeout_s))
+            graph.spin(until=done)
             if timeout_s and not sim.finished and not graph.stop:
                 print('closed loop: timed out', flush=True)
             grace = time.monotonic() + END_GRACE_S
-            graph.spin(until=lambda: time.monotonic() > grace or all(
-                'outcome' in r for r in monitor.rows))
+
+            def settled():
+                monitor.settle()
+                return time.monotonic() > grace or all(
+                    'outcome' in r and '_ended' not in r for r in monitor.rows)
+            graph.spin(until=settled)
+            monitor.settle(force=True)
         finally:
             interrupted = bool(graph.stop)
             sim_done.set()
