@@ -189,8 +189,10 @@ class Session:
             return False
         if self.trigger('/action_executor/enable') is None:
             return False
-        return self.wait(lambda: 'outcome' in row, time_limit_s / SLOWEST_RTF + END_MARGIN_S,
-                         f'the end of episode {row["episode"]}')
+        ended = self.wait(lambda: 'outcome' in row, time_limit_s / SLOWEST_RTF + END_MARGIN_S,
+                          f'the end of episode {row["episode"]}')
+        monitor.settle(force=True)           # finish (and print) the row now
+        return ended
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> bool:
         """
@@ -264,6 +266,7 @@ def evaluate(args: G1Arguments, indices, output, videos: str = 'all') -> dict:
             except GraphFailure as exc:
                 error = str(exc)
                 print(f'[g1] {error}', file=sys.stderr, flush=True)
+    monitor.settle(force=True)
     finished = monitor.finished()
     for row in finished:
         images = monitor.frames.get(row['episode']) or []
