@@ -43,7 +43,9 @@ class EpisodeMonitor:
     A row also counts the policy's chunks (``chunks``) and the executor's commands
     (``commands``) stamped during its episode, for the record of how the policy was run. Answers
     travel on other topics than the events, so an ended row waits ``ANSWER_GRACE_S`` for its
-    last ones before ``settle`` counts, prints and hands it to ``on_finished``.
+    last ones before ``settle`` counts, prints and hands it to ``on_finished``. Where the
+    simulator keeps its own record (``source_counts(episode_index)``, a lockstep ``sim_bridge``:
+    ``steps``, ``commands``, ``lockstep_timeouts``), that replaces what listening counted.
     """
 
     def __init__(self, episodes: int, videos: str):
@@ -51,6 +53,7 @@ class EpisodeMonitor:
         self.episodes, self.videos = episodes, videos
         self.rows, self.frames, self.current = [], {}, None
         self.on_finished = None       # called with each row once it is settled
+        self.source_counts = None     # episode index -> counts kept by the simulator, or None
         self.stamps = {'chunks': [], 'commands': []}   # [s], of episodes not yet settled
         self._lock = threading.Lock()
 
@@ -104,6 +107,8 @@ class EpisodeMonitor:
                 ends.append(end)
                 for key, times in self.stamps.items():     # what answered its states
                     row[key] = sum(1 for t in times if start - 1e-9 <= t < end - 1e-9)
+                if self.source_counts is not None:
+                    row.update(self.source_counts(row['episode']) or {})
             if ready:               # forget what no row waiting or running can still count
                 waiting = [r['_start'] for r in self.rows if '_start' in r]
                 keep = min(waiting) if waiting else max(ends)
@@ -179,6 +184,7 @@ def run_episodes(specs, episodes: int, videos: str, timeout_s: float = 0.0, on_f
                make_executor=lambda: MultiThreadedExecutor(num_threads=3)) as graph:
         sim = graph.nodes['sim_bridge']
         fps = int(round(sim.p['camera_fps']))     # videos play at the simulated camera rate
+        monitor.source_counts = sim.lockstep_counts
 
         def finished(row):
             images = monitor.frames.pop(row['episode'], None) or []

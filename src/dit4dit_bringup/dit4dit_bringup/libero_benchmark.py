@@ -74,7 +74,8 @@ def _run(runs, graphs, suite, trials, store, output, videos, timeout_s, stop) ->
             trial = Trial(suite, task, int(row['initial_state']))
             store.record(trial, row['success'], duration_s=row.get('duration_s'),
                          outcome=row['outcome'], message=row.get('message', ''),
-                         chunks=row['chunks'], commands=row['commands'],
+                         chunks=row['chunks'], steps=row['steps'], commands=row['commands'],
+                         lockstep_timeouts=row['lockstep_timeouts'],
                          instruction=row['instruction'], video=row.get('video', ''))
             done = sum(1 for r in store.rows if Trial(r['suite'], r['task'], r['trial'])
                        in trials)

@@ -157,9 +157,12 @@ def test_malformed_commands_and_tasks_are_refused(context):
 def test_lockstep_steps_once_per_fresh_command_or_after_the_timeout(context):
     node = make_bridge(context, lockstep=True, lockstep_timeout_s=0.3)
     try:
-        node.advance(0.02)                                 # the first episode starts
-        assert node.running
-        start, observations = node.env.time, len(node.joint_pub.msgs)
+        # The first episode starts within a long tick: its steps still wait for a command
+        node.advance(0.5)
+        assert node.running and node.env.time == 0.0, 'stepped before any command'
+        start = node.env.time
+        assert node.lockstep_counts(node.episode_index)['steps'] == 0
+        observations = len(node.joint_pub.msgs)
         for _ in range(3):
             node.tick()
         assert node.env.time == start                      # nothing answered the observation
@@ -176,6 +179,11 @@ def test_lockstep_steps_once_per_fresh_command_or_after_the_timeout(context):
         time.sleep(0.35)
         node.tick()
         assert node.env.time == pytest.approx(start + 0.10) and node.lockstep_timeouts == 1
+        # the episode's record, kept where commands are applied: one answered, one timed out
+        episode = node.episode_index
+        assert node.lockstep_counts(episode) == {'steps': 2, 'commands': 1,
+                                                 'lockstep_timeouts': 1}
+        assert node.lockstep_counts(episode + 1) is None
     finally:
         node.destroy_node()
 

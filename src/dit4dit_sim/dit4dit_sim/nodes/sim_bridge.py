@@ -32,7 +32,10 @@ Topic names come from the registry (``dit4dit_common.topics``):
   4-7 steps/s here). During an episode the simulation advances ``lockstep_period_s`` at a time,
   each step only once a ``joint_command`` stamped at or after the last observation has arrived
   (or after ``lockstep_timeout_s`` of wall time, with a warning); every step publishes joint
-  states and objects. Commanders must run on ``/clock`` (``use_sim_time``).
+  states and objects. An episode takes no step before a command answers its first observation.
+  Commanders must run on ``/clock`` (``use_sim_time``). The node keeps, per episode, its steps,
+  those a command answered and those taken on a timeout (``lockstep_counts``): the record of what
+  ran the episode, kept where the commands are applied rather than by listening.
 
 The environment is ROS-free (``dit4dit_sim.envs``); this node converts and schedules only.
 """
@@ -179,6 +182,7 @@ class SimBridgeNode(Node):
         self.observed_ns = 0            # lockstep: clock of the last observation published
         self.waiting_since = None       # lockstep: wall time the current step started waiting
         self.lockstep_timeouts = 0
+        self._episode_steps = {}        # lockstep: episode index -> counts of its steps
         self.finished = False
         self.results = []            # (initial_state_index, success) per finished episode
         self._wall = time.monotonic()
@@ -199,6 +203,15 @@ class SimBridgeNode(Node):
     def stale_commands(self) -> int:
         """Return the commands dropped for being stamped before their episode (joint topics)."""
         return getattr(self.io, 'stale_commands', 0)
+
+    def lockstep_counts(self, episode_index: int) -> typing.Optional[dict]:
+        """
+        Return a lockstep episode's ``steps``: ``commands`` answered, ``lockstep_timeouts`` not.
+
+        None for an episode this node did not run in lockstep.
+        """
+        counts = self._episode_steps.get(episode_index) if self.p['lockstep'] else None
+        return None if counts is None else dict(counts)
 
     def _on_reset(self, request, response):
         try:
@@ -226,6 +239,9 @@ class SimBridgeNode(Node):
         self.state_index, self.next_index = index, index + 1
         self.running, self.success_since = True, None
         self.episode_start_ns = self.clock_ns
+        self._episode_steps[self.episode_index] = {'steps': 0, 'commands': 0,
+                                                   'lockstep_timeouts': 0}
+        self._debt = 0.0                    # lockstep: the first step waits for a command
         self.next_camera_ns = self.next_state_ns = self.clock_ns
         self.task_pub.publish(String(data=self.env.instruction))
         self._event(EpisodeEvent.START, '')
@@ -278,7 +294,8 @@ class SimBridgeNode(Node):
         if self.waiting_since is None:
             self.waiting_since = wall
         timeout = self.p['lockstep_timeout_s']
-        if self.io.commanded_ns < self.observed_ns:
+        answered = self.io.commanded_ns >= self.observed_ns
+        if not answered:
             waited = wall - self.waiting_since
             if not timeout and waited > LOCKSTEP_PATIENCE_S:    # waiting for ever: say so
                 self.get_logger().warn(
@@ -290,6 +307,9 @@ class SimBridgeNode(Node):
             self.lockstep_timeouts += 1
             self.get_logger().warn(f'lockstep: no command for {timeout:g} s; stepping with the '
                                    'last one', throttle_duration_sec=5.0)
+        # counted before the step, which may end the episode and publish its end event
+        self._episode_steps[self.episode_index][
+            'commands' if answered else 'lockstep_timeouts'] += 1
         self.waiting_since = None
         self.advance(self.p['lockstep_period_s'])
 
@@ -303,6 +323,8 @@ class SimBridgeNode(Node):
             except ValueError as exc:      # ran out of initial states
                 self.get_logger().warn(f'no more episodes: {exc}')
                 self.finished = True
+            if self.p['lockstep'] and self.running:     # its steps wait for commands
+                return
         if not self.running and not self.io.always_on:
             self._advance_clock(int(seconds * 1e9))
             return
@@ -321,6 +343,8 @@ class SimBridgeNode(Node):
             self._advance_clock(n * dt_ns)
             self._publish_observations()
             if self.running:
+                if self.p['lockstep']:
+                    self._episode_steps[self.episode_index]['steps'] += 1
                 self._check_episode()
 
     def _advance_clock(self, ns: int):
