@@ -2,9 +2,11 @@
 """
 Summarise the last `colcon test` run of a workspace from its JUnit XML files and logs.
 
-Prints the failing test cases, then one pytest summary line per package, then the total as
-'N passed, N failed, N skipped'. Exits 1 if any test failed or errored, or a tested package has
-no test results (a package whose tests cannot even be collected must not look green).
+Prints the failing test cases, each with the lines that say why (pytest's ``E`` lines, at most
+``DETAIL_LINES``: a CI log that keeps only its tail still shows the cause), then one pytest
+summary line per package, then the total as 'N passed, N failed, N skipped'. Exits 1 if any
+test failed or errored, or a tested package has no test results (a package whose tests cannot
+even be collected must not look green).
 """
 
 from pathlib import Path
@@ -14,6 +16,8 @@ import xml.etree.ElementTree as ET
 
 SUMMARY_RE = re.compile(
     r'^=+ .*\b(passed|failed|errors?|skipped|no tests ran)\b.* in [0-9.]+s.* =+$')
+DETAIL_LINES = 8          # per failing case
+DETAIL_WIDTH = 240        # characters per line
 
 
 def junit_files(ws: Path, pkg: str):
@@ -39,12 +43,26 @@ def count(xml: Path):
             if case.find('failure') is not None:
                 failures += 1
                 failing.append(f'FAILED {name}')
+                failing += why(case.find('failure'))
             elif case.find('error') is not None:
                 errors += 1
                 failing.append(f'ERROR  {name}')
+                failing += why(case.find('error'))
             elif case.find('skipped') is not None:
                 skipped += 1
     return tests, failures, errors, skipped, failing
+
+
+def why(element) -> list:
+    """Return a failure's reason, indented: pytest's ``E`` lines, else its message."""
+    text = element.text or ''
+    lines = [ln.strip()[1:].strip() for ln in text.splitlines() if ln.strip().startswith('E ')]
+    if not lines:
+        lines = [ln for ln in (element.get('message') or '').splitlines() if ln.strip()]
+    if len(lines) > DETAIL_LINES:        # the first lines name the assertion, the last the cause
+        lines = lines[:DETAIL_LINES // 2] + ['...'] + lines[-(DETAIL_LINES // 2):]
+    return ['    ' + (ln if len(ln) <= DETAIL_WIDTH else ln[:DETAIL_WIDTH - 3] + '...')
+            for ln in lines]
 
 
 def pytest_summary_line(ws: Path, pkg: str):
@@ -73,7 +91,7 @@ def main(argv):
         for xml in junit_files(ws, pkg):
             *c, names = count(xml)
             counts = [a + b for a, b in zip(counts, c)]
-            failing += [f'{pkg}: {n}' for n in names]
+            failing += [n if n.startswith(' ') else f'{pkg}: {n}' for n in names]
         if counts[0] == 0:
             bad = True
             failing.append(f'{pkg}: ran no test')

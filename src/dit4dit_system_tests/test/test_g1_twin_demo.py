@@ -31,11 +31,15 @@ def test_make_demo_g1_runs_an_episode_through_the_real_graph_and_the_twin(tmp_pa
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "[1/1] 'reach the red cube' (held-out state 1)" in res.stdout
     result = json.loads((out / 'results.json').read_text())
-    assert result['episodes'] == 1 and result['lowcmd_rejected'] == 0
-    assert result['twin_counters']['accepted_arm_sdk'] >= 200
-    assert result['twin_counters']['accepted_hand_left'] >= 200
+    # what a failure in CI must show, whose log keeps only a few lines of it
+    seen = {k: result[k] for k in ('episodes', 'lowcmd_rejected', 'twin_counters', 'error',
+                                   'stopped', 'twin_real_time_factor')}
+    seen['rows'] = [(r['outcome'], r['duration_s']) for r in result['rows']]
+    assert result['episodes'] == 1 and result['lowcmd_rejected'] == 0, seen
+    assert result['twin_counters']['accepted_arm_sdk'] >= 200, seen
+    assert result['twin_counters']['accepted_hand_left'] >= 200, seen
     ramps = [(r['direction'], r['duration_s']) for r in result['weight_ramps']]
-    assert [d for d, _ in ramps] == ['up', 'down'], ramps
+    assert [d for d, _ in ramps] == ['up', 'down'], (ramps, seen)
     # The bridge moves the weight by at most period / ramp_s per LowCmd: a timer starved by a busy
     # machine makes a ramp longer, never shorter (0.3 s: when the operator received the first).
     for (_, took), nominal in zip(ramps, (G1.ramp_up_s, G1.ramp_down_s)):

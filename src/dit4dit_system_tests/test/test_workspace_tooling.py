@@ -109,6 +109,10 @@ def test_a_failing_test_makes_the_run_fail(toy_workspace):
     assert lines[-1] == '2 passed, 1 failed, 0 skipped', res.stdout
     assert any('pkg_fail' in ln and '1 failed, 1 passed' in ln for ln in lines), res.stdout
     assert any(ln.startswith('pkg_fail: FAILED') for ln in lines), res.stdout
+    # why, under its name: a CI log that keeps only its tail still shows the cause
+    failed = next(i for i, ln in enumerate(lines) if ln.startswith('pkg_fail: FAILED'))
+    assert lines[failed + 1].startswith('    ') and 'assert (1 + 1) == 3' in lines[failed + 1], \
+        res.stdout
 
 
 def test_a_green_run_passes(toy_workspace):
