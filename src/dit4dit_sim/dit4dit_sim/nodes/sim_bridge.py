@@ -241,7 +241,6 @@ class SimBridgeNode(Node):
         self.episode_start_ns = self.clock_ns
         self._episode_steps[self.episode_index] = {'steps': 0, 'commands': 0,
                                                    'lockstep_timeouts': 0}
-        self._debt = 0.0                    # lockstep: the first step waits for a command
         self.next_camera_ns = self.next_state_ns = self.clock_ns
         self.task_pub.publish(String(data=self.env.instruction))
         self._event(EpisodeEvent.START, '')
